@@ -1,0 +1,115 @@
+"""The domain exceptions of the engine.
+
+Every error the core raises on purpose derives from ``ImsearchError`` and carries a stable,
+machine-readable ``code``; the web layer maps each class to an HTTP status and never has to
+parse messages. The tree:
+
+    ImsearchError
+    ├── InvalidImage                  (code: invalid_image)
+    │   ├── ImageDecodeError          (code: image_decode_error)   corrupt / truncated / unknown
+    │   ├── EmptyImage                (code: empty_image)          zero bytes
+    │   ├── UnsupportedImageFormat    (code: unsupported_format)   decodable, but not allowed
+    │   └── ImageTooLarge             (code: image_too_large)      bytes or pixels over the limit
+    ├── ModelError                    (code: model_error)
+    │   ├── UnknownBackbone           (code: unknown_backbone)
+    │   ├── CheckpointError           (code: checkpoint_error)     unreadable / wrong layout
+    │   └── ModelMismatch             (code: model_mismatch)       index built by another model
+    ├── IndexError_                   (code: index_error)
+    │   ├── IndexNotReady             (code: index_not_ready)      no index / empty index
+    │   ├── DimensionMismatch         (code: dimension_mismatch)
+    │   └── UnknownId                 (code: unknown_id)
+    ├── DatasetError                  (code: dataset_error)        bad eval dataset layout
+    └── ConfigError                   (code: config_error)         invalid settings / options
+"""
+
+from __future__ import annotations
+
+
+class ImsearchError(Exception):
+    """Base of every deliberate error of the engine."""
+
+    code = "imsearch_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidImage(ImsearchError):
+    code = "invalid_image"
+
+
+class ImageDecodeError(InvalidImage):
+    code = "image_decode_error"
+
+
+class EmptyImage(InvalidImage):
+    code = "empty_image"
+
+
+class UnsupportedImageFormat(InvalidImage):
+    code = "unsupported_format"
+
+
+class ImageTooLarge(InvalidImage):
+    code = "image_too_large"
+
+
+class ModelError(ImsearchError):
+    code = "model_error"
+
+
+class UnknownBackbone(ModelError):
+    code = "unknown_backbone"
+
+
+class CheckpointError(ModelError):
+    code = "checkpoint_error"
+
+
+class ModelMismatch(ModelError):
+    code = "model_mismatch"
+
+
+class IndexError_(ImsearchError):
+    code = "index_error"
+
+
+class IndexNotReady(IndexError_):
+    code = "index_not_ready"
+
+
+class DimensionMismatch(IndexError_):
+    code = "dimension_mismatch"
+
+
+class UnknownId(IndexError_):
+    code = "unknown_id"
+
+
+class DatasetError(ImsearchError):
+    code = "dataset_error"
+
+
+class ConfigError(ImsearchError):
+    code = "config_error"
+
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "DatasetError",
+    "DimensionMismatch",
+    "EmptyImage",
+    "ImageDecodeError",
+    "ImageTooLarge",
+    "ImsearchError",
+    "IndexError_",
+    "IndexNotReady",
+    "InvalidImage",
+    "ModelError",
+    "ModelMismatch",
+    "UnknownBackbone",
+    "UnknownId",
+    "UnsupportedImageFormat",
+]
