@@ -1,0 +1,54 @@
+"""Shared fixtures: a small, fast model configuration and the bundled test data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from imsearch.features.extractor import Extractor, ModelConfig
+from imsearch.settings import Settings
+
+DATA = Path(__file__).parent / "data"
+MINI = DATA / "mini"
+
+#: The cheapest real model: every test that extracts uses it (CPU, 256 px, one scale).
+FAST_ENV = {
+    "IMSEARCH_BACKBONE": "efficientnet_lite0",
+    "IMSEARCH_MAX_SIDE": "256",
+    "IMSEARCH_SCALES": "1",
+    "IMSEARCH_DEVICE": "cpu",
+    "IMSEARCH_BATCH_SIZE": "4",
+}
+
+
+@pytest.fixture(scope="session")
+def fast_config() -> ModelConfig:
+    return ModelConfig(backbone="efficientnet_lite0", max_side=256, scales=(1.0,))
+
+
+@pytest.fixture(scope="session")
+def fast_extractor(fast_config: ModelConfig) -> Extractor:
+    return Extractor(fast_config, device="cpu", batch_size=4)
+
+
+@pytest.fixture()
+def fast_settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        backbone="efficientnet_lite0",
+        max_side=256,
+        scales=(1.0,),
+        device="cpu",
+        batch_size=4,
+    )
+
+
+@pytest.fixture()
+def fast_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for subprocesses running the CLI or a server with the fast model."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMSEARCH_")}
+    env.update(FAST_ENV)
+    env["IMSEARCH_DATA_DIR"] = str(tmp_path / "data")
+    return env

