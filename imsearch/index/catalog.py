@@ -1,0 +1,253 @@
+"""The catalog: the durable source of truth of a collection (SQLite).
+
+It holds, per image, the external id, the int64 id used inside FAISS, the content hash, the
+metadata and the descriptor itself, plus an append-only log of adds and deletes. A write is
+acknowledged only after its transaction commits with ``synchronous=FULL``, so it survives a crash;
+the FAISS index is a snapshot that is brought up to date by replaying the log (see
+:mod:`imsearch.index.store`).
+
+Re-adding an external id gives it a fresh int64 id: index families that cannot remove in place
+(HNSW) then simply drop the old id, and the log stays a plain sequence of adds and deletes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS items (
+    int_id   INTEGER PRIMARY KEY AUTOINCREMENT,
+    ext_id   TEXT NOT NULL UNIQUE,
+    sha256   TEXT,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    vector   BLOB NOT NULL,
+    added_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0)
+);
+CREATE INDEX IF NOT EXISTS items_sha256 ON items (sha256);
+CREATE TABLE IF NOT EXISTS ops (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    op     TEXT NOT NULL CHECK (op IN ('add', 'del')),
+    int_id INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One image of the collection as the catalog stores it."""
+
+    ext_id: str
+    vector: np.ndarray
+    sha256: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Op:
+    seq: int
+    op: str
+    int_id: int
+
+
+class Catalog:
+    """Thread-safe access to one SQLite catalog file."""
+
+    def __init__(self, path: str | Path, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        if readonly:
+            uri = f"file:{self.path}?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a committed transaction is on disk before commit returns (acknowledged).
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        self._lock = threading.RLock()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- meta -------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def upsert(self, items: Sequence[Item]) -> list[int]:
+        """Add or replace ``items`` in one durable transaction; returns their new int ids."""
+        new_ids: list[int] = []
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for item in items:
+                    self._delete_one(item.ext_id)
+                    cursor = self._db.execute(
+                        "INSERT INTO items (ext_id, sha256, metadata, vector) VALUES (?, ?, ?, ?)",
+                        (
+                            item.ext_id,
+                            item.sha256,
+                            json.dumps(item.metadata, ensure_ascii=False, sort_keys=True),
+                            np.ascontiguousarray(item.vector, dtype=np.float32).tobytes(),
+                        ),
+                    )
+                    int_id = int(cursor.lastrowid or 0)
+                    self._db.execute("INSERT INTO ops (op, int_id) VALUES ('add', ?)", (int_id,))
+                    new_ids.append(int_id)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return new_ids
+
+    def delete(self, ext_ids: Iterable[str]) -> list[int]:
+        """Delete by external id in one durable transaction; returns the int ids removed."""
+        removed: list[int] = []
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for ext_id in ext_ids:
+                    int_id = self._delete_one(ext_id)
+                    if int_id is not None:
+                        removed.append(int_id)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return removed
+
+    def _delete_one(self, ext_id: str) -> int | None:
+        row = self._db.execute("SELECT int_id FROM items WHERE ext_id = ?", (ext_id,)).fetchone()
+        if row is None:
+            return None
+        self._db.execute("DELETE FROM items WHERE int_id = ?", (row[0],))
+        self._db.execute("INSERT INTO ops (op, int_id) VALUES ('del', ?)", (row[0],))
+        return int(row[0])
+
+    def truncate_ops(self, upto_seq: int) -> None:
+        """Forget log entries already contained in a snapshot."""
+        with self._lock:
+            self._db.execute("DELETE FROM ops WHERE seq <= ?", (upto_seq,))
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM items").fetchone()[0])
+
+    def last_seq(self) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'ops'").fetchone()
+        return int(row[0]) if row else 0
+
+    def ops_since(self, seq: int) -> list[Op]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, op, int_id FROM ops WHERE seq > ? ORDER BY seq", (seq,)
+            ).fetchall()
+        return [Op(int(s), str(o), int(i)) for s, o, i in rows]
+
+    def get(self, ext_id: str) -> Item | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT ext_id, sha256, metadata, vector FROM items WHERE ext_id = ?", (ext_id,)
+            ).fetchone()
+        return None if row is None else _item(row)
+
+    def ext_ids(self, int_ids: Sequence[int]) -> dict[int, str]:
+        """Map int ids to external ids; ids no longer in the catalog are absent."""
+        if not int_ids:
+            return {}
+        marks = ",".join("?" * len(int_ids))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT int_id, ext_id FROM items WHERE int_id IN ({marks})",
+                [int(i) for i in int_ids],
+            ).fetchall()
+        return {int(i): str(e) for i, e in rows}
+
+    def metadata(self, ext_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        if not ext_ids:
+            return {}
+        marks = ",".join("?" * len(ext_ids))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT ext_id, metadata FROM items WHERE ext_id IN ({marks})",
+                list(ext_ids),
+            ).fetchall()
+        return {str(e): json.loads(m) for e, m in rows}
+
+    def hashes_by_id(self) -> dict[str, str | None]:
+        """External id → content hash, for resumable indexing."""
+        with self._lock:
+            rows = self._db.execute("SELECT ext_id, sha256 FROM items").fetchall()
+        return {str(e): (str(h) if h is not None else None) for e, h in rows}
+
+    def vectors(
+        self, int_ids: Sequence[int] | None = None, batch: int = 4096
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(int_ids, vectors)`` chunks, for all items or the ``int_ids`` given."""
+        if int_ids is not None:
+            for start in range(0, len(int_ids), batch):
+                chunk = [int(i) for i in int_ids[start : start + batch]]
+                marks = ",".join("?" * len(chunk))
+                with self._lock:
+                    rows = self._db.execute(
+                        f"SELECT int_id, vector FROM items WHERE int_id IN ({marks})",
+                        chunk,
+                    ).fetchall()
+                if rows:
+                    yield _stack(rows)
+            return
+        last = -1
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT int_id, vector FROM items WHERE int_id > ? ORDER BY int_id LIMIT ?",
+                    (last, batch),
+                ).fetchall()
+            if not rows:
+                return
+            last = int(rows[-1][0])
+            yield _stack(rows)
+
+    def list_ids(self, offset: int = 0, limit: int = 100) -> list[str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT ext_id FROM items ORDER BY int_id LIMIT ? OFFSET ?", (limit, offset)
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+
+def _stack(rows: list[tuple[int, bytes]]) -> tuple[np.ndarray, np.ndarray]:
+    ids = np.array([r[0] for r in rows], dtype=np.int64)
+    vecs = np.stack([np.frombuffer(r[1], dtype=np.float32) for r in rows])
+    return ids, vecs
+
+
+def _item(row: tuple[str, str | None, str, bytes]) -> Item:
+    ext_id, sha, meta, vector = row
+    return Item(str(ext_id), np.frombuffer(vector, dtype=np.float32).copy(), sha, json.loads(meta))

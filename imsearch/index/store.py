@@ -1,0 +1,274 @@
+"""A collection on disk: the catalog (truth) plus a FAISS snapshot kept in step with it.
+
+Layout of a data directory::
+
+    catalog.sqlite         ids, hashes, metadata, descriptors, and the add/delete log
+    whitening.npz          PCA whitening learned from this collection (optional)
+    snapshot.json          {"file", "seq", "spec", "model_id", "whitening", "ntotal"}, atomic
+    vectors-<seq>.faiss    the FAISS index as of log entry <seq>
+
+The catalog keeps the extractor's raw descriptors; whitening is a property of the collection
+(learned from its own descriptors, like a quantizer is trained on them) and is applied to the
+database vectors as they enter FAISS and to every query.
+
+Opening a store loads the snapshot and replays the log entries after its ``seq``; every write
+commits to the catalog first (durable, acknowledged), then applies the same log entries to the
+in-memory index. A crash at any moment therefore loses nothing acknowledged, and a half-written
+snapshot is never referenced by ``snapshot.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imsearch.errors import ConfigError, DimensionMismatch, IndexNotReady, ModelMismatch
+from imsearch.features.whitening import PCAWhitening, learn_pca_whitening
+from imsearch.fsutil import write_atomic
+from imsearch.index.catalog import Catalog, Item
+from imsearch.index.vectors import VectorIndex
+
+log = logging.getLogger(__name__)
+
+CATALOG_FILE = "catalog.sqlite"
+SNAPSHOT_FILE = "snapshot.json"
+WHITENING_FILE = "whitening.npz"
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    score: float
+
+
+class IndexStore:
+    """Durable, searchable collection of global descriptors in ``data_dir``."""
+
+    def __init__(
+        self,
+        data_dir: str | Path,
+        model_id: str | None = None,
+        dim: int | None = None,
+        spec: str = "Flat",
+        readonly: bool = False,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.readonly = readonly
+        catalog_path = self.data_dir / CATALOG_FILE
+        if readonly and not catalog_path.exists():
+            raise IndexNotReady(f"no collection in {self.data_dir}: index some images first")
+        self.catalog = Catalog(catalog_path, readonly=readonly)
+        self.model_id, self.dim = self._check_identity(model_id, dim)
+        self.spec = spec
+        self._lock = threading.RLock()
+        self.whitening = self._load_whitening()
+        self._index, self._seq = self._load_snapshot()
+        self._catch_up()
+
+    # -- identity ---------------------------------------------------------------------------
+
+    def _check_identity(self, model_id: str | None, dim: int | None) -> tuple[str, int]:
+        stored_model = self.catalog.get_meta("model_id")
+        stored_dim = self.catalog.get_meta("dim")
+        if stored_model is None or stored_dim is None:
+            if model_id is None or dim is None:
+                raise IndexNotReady(f"no collection in {self.data_dir}: index some images first")
+            if not self.readonly:
+                self.catalog.set_meta("model_id", model_id)
+                self.catalog.set_meta("dim", str(dim))
+            return model_id, dim
+        if model_id is not None and model_id != stored_model:
+            raise ModelMismatch(
+                f"the collection in {self.data_dir} was indexed with model {stored_model}, "
+                f"not {model_id}; re-index it or use the same model settings"
+            )
+        if dim is not None and dim != int(stored_dim):
+            raise DimensionMismatch(f"collection dimension is {stored_dim}, not {dim}")
+        return stored_model, int(stored_dim)
+
+    # -- whitening --------------------------------------------------------------------------
+
+    def _load_whitening(self) -> PCAWhitening | None:
+        path = self.data_dir / WHITENING_FILE
+        return PCAWhitening.load(path) if path.exists() else None
+
+    @property
+    def whitening_id(self) -> str:
+        return self.whitening.sha256()[:12] if self.whitening else "none"
+
+    @property
+    def index_dim(self) -> int:
+        return self.whitening.output_dim if self.whitening else self.dim
+
+    def transform(self, vectors: np.ndarray) -> np.ndarray:
+        """Raw descriptors → the space the FAISS index lives in."""
+        vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+        if vectors.shape[1] != self.dim:
+            raise DimensionMismatch(f"expected {self.dim}-d descriptors, got {vectors.shape[1]}-d")
+        return self.whitening.apply(vectors) if self.whitening else vectors
+
+    def learn_whitening(
+        self, shrinkage: float = 1.0, dim: int | None = None, min_images: int = 100
+    ) -> PCAWhitening:
+        """Learn PCA whitening from every descriptor of the collection, then rebuild."""
+        if self.readonly:
+            raise ConfigError("a read-only store cannot learn whitening")
+        with self._lock:
+            chunks = [vecs for _, vecs in self.catalog.vectors()]
+            n = sum(len(c) for c in chunks)
+            if n < min_images:
+                raise ConfigError(
+                    f"whitening needs at least {min_images} images in the collection; it has {n}"
+                )
+            whitening = learn_pca_whitening(
+                np.concatenate(chunks), dim, shrinkage, source=f"collection of {n} images"
+            )
+            whitening.save(self.data_dir / WHITENING_FILE)
+            self.whitening = whitening
+            self._index, self._seq = self._rebuild()
+            self.snapshot()
+            return whitening
+
+    def clear_whitening(self) -> None:
+        """Drop the collection's whitening and rebuild on raw descriptors."""
+        with self._lock:
+            (self.data_dir / WHITENING_FILE).unlink(missing_ok=True)
+            self.whitening = None
+            self._index, self._seq = self._rebuild()
+            self.snapshot()
+
+    # -- snapshot and log -------------------------------------------------------------------
+
+    def _load_snapshot(self) -> tuple[VectorIndex, int]:
+        pointer = self.data_dir / SNAPSHOT_FILE
+        if pointer.exists():
+            snap = json.loads(pointer.read_text())
+            path = self.data_dir / snap["file"]
+            current = (self.spec, self.model_id, self.whitening_id)
+            if (snap.get("spec"), snap.get("model_id"), snap.get("whitening")) == current:
+                index = VectorIndex.load(path, self.spec, mmap=self.readonly)
+                return index, int(snap["seq"])
+            log.info("snapshot %s is out of date: rebuilding", snap)
+        return self._rebuild()
+
+    def _rebuild(self) -> tuple[VectorIndex, int]:
+        """A fresh index from every descriptor in the catalog."""
+        seq = self.catalog.last_seq()
+        index = VectorIndex(self.index_dim, self.spec)
+        for ids, vecs in self.catalog.vectors():
+            index.add(ids, self.transform(vecs))
+        return index, seq
+
+    def _catch_up(self) -> None:
+        """Apply log entries newer than the index (after a crash, or after our own writes)."""
+        with self._lock:
+            ops = self.catalog.ops_since(self._seq)
+            if not ops:
+                return
+            # Collapse the log: an id removed later needs no add, and remove before add.
+            removed = [op.int_id for op in ops if op.op == "del"]
+            added = {op.int_id for op in ops if op.op == "add"} - set(removed)
+            self._index.remove(np.array(removed, dtype=np.int64))
+            for ids, vecs in self.catalog.vectors(sorted(added)):
+                self._index.add(ids, self.transform(vecs))
+            self._seq = ops[-1].seq
+
+    def snapshot(self) -> None:
+        """Persist the index as of the current log position and truncate the log."""
+        if self.readonly:
+            return
+        with self._lock:
+            self._catch_up()
+            name = f"vectors-{self._seq:012d}.faiss"
+            self._index.save(self.data_dir / name)
+            pointer = {
+                "file": name,
+                "seq": self._seq,
+                "spec": self.spec,
+                "model_id": self.model_id,
+                "whitening": self.whitening_id,
+                "ntotal": self._index.ntotal,
+            }
+            write_atomic(self.data_dir / SNAPSHOT_FILE, json.dumps(pointer).encode())
+            self.catalog.truncate_ops(self._seq)
+            for old in self.data_dir.glob("vectors-*.faiss"):
+                if old.name != name:
+                    old.unlink(missing_ok=True)
+
+    def pending_ops(self) -> int:
+        """Log entries not yet in a snapshot (they are replayed at start)."""
+        return len(self.catalog.ops_since(self._snapshot_seq()))
+
+    def _snapshot_seq(self) -> int:
+        pointer = self.data_dir / SNAPSHOT_FILE
+        return int(json.loads(pointer.read_text())["seq"]) if pointer.exists() else 0
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def add(self, items: Sequence[Item]) -> list[int]:
+        """Add or replace items; durable when this returns."""
+        for item in items:
+            if item.vector.shape != (self.dim,):
+                raise DimensionMismatch(
+                    f"descriptor of {item.ext_id!r} has shape {item.vector.shape}, "
+                    f"expected ({self.dim},)"
+                )
+        with self._lock:
+            ids = self.catalog.upsert(items)
+            self._catch_up()
+        return ids
+
+    def delete(self, ext_ids: Sequence[str]) -> int:
+        """Delete by external id; returns how many existed."""
+        with self._lock:
+            removed = self.catalog.delete(ext_ids)
+            self._catch_up()
+        return len(removed)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._index.ntotal
+
+    def search(self, queries: np.ndarray, k: int) -> list[list[Hit]]:
+        """Top-``k`` hits per raw query descriptor (one per row), best first."""
+        queries = self.transform(queries)
+        if len(self) == 0:
+            return [[] for _ in range(len(queries))]
+        with self._lock:
+            scores, ids = self._index.search(queries, k)
+        names = self.catalog.ext_ids(sorted({int(i) for i in ids.ravel() if i >= 0}))
+        return [
+            [
+                Hit(names[int(i)], float(s))
+                for s, i in zip(row_s, row_i, strict=True)
+                if int(i) in names
+            ]
+            for row_s, row_i in zip(scores, ids, strict=True)
+        ]
+
+    def get(self, ext_id: str) -> Item | None:
+        return self.catalog.get(ext_id)
+
+    def metadata(self, ext_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return self.catalog.metadata(ext_ids)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "count": len(self),
+            "dim": self.dim,
+            "model_id": self.model_id,
+            "index": self.spec,
+            "whitening": self.whitening.info if self.whitening else None,
+            "pending_log_entries": self.pending_ops(),
+        }
+
+    def close(self) -> None:
+        self.catalog.close()
