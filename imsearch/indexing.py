@@ -1,0 +1,207 @@
+"""Bulk indexing of an image folder: read → decode → describe in batches → add, resumably.
+
+Reading and decoding run in worker threads one batch ahead of the network, so the CPU is busy
+describing while the next files decode. Every batch is committed to the catalog before the next
+one starts: a run stopped at any point resumes where it stopped, because an image whose id is
+already indexed with the same content hash is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from PIL import Image
+from tqdm import tqdm
+
+from imsearch.errors import ConfigError, InvalidImage
+from imsearch.features.extractor import Extractor
+from imsearch.images import ImageLimits, decode_image, list_images, sha256_hex
+from imsearch.index.catalog import Item
+from imsearch.index.store import IndexStore
+from imsearch.settings import Settings
+
+log = logging.getLogger(__name__)
+
+IdMode = Literal["relpath", "stem", "sha256"]
+
+
+@dataclass
+class IndexReport:
+    """What a bulk indexing run did."""
+
+    found: int = 0
+    added: int = 0
+    #: Already indexed under the same id with the same content.
+    skipped: int = 0
+    #: Same content as an indexed image under another id: its descriptor was copied.
+    reused: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    whitening: str = ""
+
+    @property
+    def images_per_s(self) -> float:
+        return self.added / self.seconds if self.seconds > 0 else 0.0
+
+
+def image_id(path: Path, root: Path, mode: IdMode = "relpath") -> str:
+    """The external id of ``path``: its path under ``root`` without extension, by default.
+
+    ``stem`` keeps only the file name without extension; ``sha256`` (the content hash) is
+    resolved when the file is read.
+    """
+    if mode == "stem":
+        return path.stem
+    return path.relative_to(root).with_suffix("").as_posix()
+
+
+@dataclass
+class _Loaded:
+    ext_id: str
+    sha256: str
+    #: The path as reports and metadata show it (relative to the indexed folder).
+    shown: str
+    image: Image.Image | None = None
+    error: str = ""
+
+
+def index_directory(
+    root: str | Path,
+    store: IndexStore,
+    extractor: Extractor,
+    limits: ImageLimits,
+    batch_size: int = 16,
+    id_mode: IdMode = "relpath",
+    progress: bool = True,
+) -> IndexReport:
+    """Index every image under ``root`` (recursive) into ``store``; ids per ``id_mode``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"{root} is not a folder")
+    files = [
+        (
+            path,
+            None if id_mode == "sha256" else image_id(path, root, id_mode),
+            path.relative_to(root),
+        )
+        for path in list_images(root)
+    ]
+    return index_files(files, store, extractor, limits, batch_size, progress)
+
+
+def index_files(
+    files: Sequence[tuple[Path, str | None, Path]],
+    store: IndexStore,
+    extractor: Extractor,
+    limits: ImageLimits,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> IndexReport:
+    """Index ``(path, id, shown path)`` triples; an id of None means "the content hash"."""
+    started = time.perf_counter()
+    report = IndexReport(found=len(files))
+    indexed = store.catalog.hashes_by_id()
+    by_hash = {sha: ext_id for ext_id, sha in indexed.items() if sha}
+    seen: set[str] = set()
+    bar = tqdm(total=len(files), unit="img", disable=not progress, desc="indexing")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for batch in _prefetch(pool, files, extractor.decode_side, limits, batch_size):
+            todo: list[_Loaded] = []
+            for loaded in batch:
+                if loaded.error:
+                    report.failed.append((loaded.shown, loaded.error))
+                elif loaded.ext_id in seen:
+                    report.failed.append((loaded.shown, f"duplicate id {loaded.ext_id!r}"))
+                elif indexed.get(loaded.ext_id) == loaded.sha256:
+                    report.skipped += 1
+                else:
+                    todo.append(loaded)
+                seen.add(loaded.ext_id)
+            report.reused += _add_batch(store, extractor, todo, by_hash)
+            report.added += len(todo)
+            bar.update(len(batch))
+    bar.close()
+    store.snapshot()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _prefetch(
+    pool: ThreadPoolExecutor,
+    files: Sequence[tuple[Path, str | None, Path]],
+    side: int,
+    limits: ImageLimits,
+    batch_size: int,
+) -> Iterator[list[_Loaded]]:
+    """Yield decoded batches while the next batch decodes in the pool."""
+    batches = [files[i : i + batch_size] for i in range(0, len(files), batch_size)]
+    pending: list[Future[_Loaded]] | None = None
+    for batch in [*batches, None]:
+        submitted = [pool.submit(_load, *f, side, limits) for f in batch] if batch else None
+        if pending is not None:
+            yield [f.result() for f in pending]
+        pending = submitted
+
+
+def _load(path: Path, ext_id: str | None, shown: Path, side: int, limits: ImageLimits) -> _Loaded:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return _Loaded(ext_id or str(shown), "", shown.as_posix(), error=f"unreadable: {exc}")
+    sha = sha256_hex(data)
+    loaded = _Loaded(ext_id or sha, sha, shown.as_posix())
+    try:
+        loaded.image = decode_image(data, limits, side)
+    except InvalidImage as exc:
+        loaded.error = f"{exc.code}: {exc.message}"
+    return loaded
+
+
+def _add_batch(
+    store: IndexStore, extractor: Extractor, todo: list[_Loaded], by_hash: dict[str, str]
+) -> int:
+    """Describe and add ``todo``; content already indexed under another id is copied."""
+    if not todo:
+        return 0
+    copies = {x.ext_id: store.get(by_hash[x.sha256]) for x in todo if x.sha256 in by_hash}
+    fresh = [x for x in todo if copies.get(x.ext_id) is None]
+    vectors = extractor.describe([x.image for x in fresh if x.image is not None])
+    items: list[Item] = []
+    for x, vector in zip(fresh, vectors, strict=True):
+        items.append(Item(x.ext_id, vector, x.sha256, {"path": x.shown}))
+    for x in todo:
+        source = copies.get(x.ext_id)
+        if source is not None:
+            items.append(Item(x.ext_id, source.vector, x.sha256, {"path": x.shown}))
+    store.add(items)
+    for x in todo:
+        by_hash.setdefault(x.sha256, x.ext_id)
+    return len(todo) - len(fresh)
+
+
+def maybe_learn_whitening(store: IndexStore, settings: Settings) -> str:
+    """Learn the collection's whitening when the settings ask for it and it has none yet."""
+    if settings.whitening == "none":
+        if store.whitening is not None:
+            store.clear_whitening()
+        return "none"
+    if store.whitening is not None:
+        return f"kept ({store.whitening.info.get('source', '')})"
+    count = store.catalog.count()
+    if count < settings.whitening_min_images:
+        message = (
+            f"not learned: the collection has {count} images, whitening needs "
+            f"{settings.whitening_min_images} (IMSEARCH_WHITENING_MIN_IMAGES)"
+        )
+        log.info(message)
+        return message
+    whitening = store.learn_whitening(
+        settings.whitening_shrinkage, settings.whitening_dim, settings.whitening_min_images
+    )
+    return f"learned from {whitening.info['n']} images, {whitening.output_dim}-d"

@@ -1,0 +1,1 @@
+"""Thin FastAPI services over the imsearch core."""

@@ -1,0 +1,1 @@
+"""What the services share: errors → JSON, upload reading."""

@@ -1,0 +1,185 @@
+"""The command line as a user runs it: real subprocesses, real files."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import MINI
+
+IMSEARCH = [sys.executable, "-m", "imsearch.cli"]
+KEYS = {
+    "map",
+    "mp@1",
+    "mp@5",
+    "mp@10",
+    "recall@1",
+    "recall@10",
+    "recall@100",
+    "n_queries",
+    "ms_per_query",
+    "extract_images_per_s",
+    "model_id",
+}
+
+
+def run(args: list[str], env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([*IMSEARCH, *args], env=env, capture_output=True, text=True, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture()
+def collection(tmp_path: Path) -> Path:
+    """The mini database in nested folders, plus one corrupt and one empty file."""
+    root = tmp_path / "collection"
+    (root / "covers").mkdir(parents=True)
+    (root / "walls").mkdir()
+    for path in (MINI / "images").glob("ref_*.jpg"):
+        shutil.copy(path, root / "covers" / path.name)
+    for path in (MINI / "images").glob("wall_*.jpg"):
+        shutil.copy(path, root / "walls" / path.name)
+    data = (MINI / "images" / "ref_001.jpg").read_bytes()
+    (root / "covers" / "broken.jpg").write_bytes(data[: len(data) // 3])
+    (root / "empty.png").write_bytes(b"")
+    return root
+
+
+def test_index_query_resume(collection: Path, fast_env: dict[str, str]) -> None:
+    first = run(["index", str(collection), "--no-progress"], fast_env)
+    assert "added 10" in first.stdout and "failed 2" in first.stdout
+    assert "covers/broken.jpg" in first.stderr and "empty_image" in first.stderr
+
+    again = run(["index", str(collection), "--no-progress"], fast_env)
+    assert "added 0" in again.stdout and "skipped 10" in again.stdout
+
+    out = run(["query", str(MINI / "images" / "canon_001.jpg"), "-k", "3", "--json"], fast_env)
+    payload = json.loads(out.stdout)
+    assert payload["results"][0]["id"] == "covers/ref_001"
+    assert len(payload["results"]) == 3
+    assert payload["results"][0]["score"] >= payload["results"][1]["score"]
+
+    text = run(["query", str(MINI / "images" / "canon_001.jpg")], fast_env).stdout
+    assert text.splitlines()[0].split()[-1] == "covers/ref_001"
+
+
+def test_identical_content_is_copied_not_recomputed(collection: Path, fast_env) -> None:
+    shutil.copy(collection / "covers" / "ref_002.jpg", collection / "twin.jpg")
+    out = run(["index", str(collection), "--no-progress", "--ids", "stem"], fast_env)
+    assert "added 11 (1 copied from identical content)" in out.stdout
+
+
+def test_query_errors_are_clear(tmp_path: Path, collection: Path, fast_env) -> None:
+    missing = run(["query", str(MINI / "images" / "canon_001.jpg")], fast_env, check=False)
+    assert missing.returncode == 2 and "index_not_ready" in missing.stderr
+
+    run(["index", str(collection), "--no-progress"], fast_env)
+    other_model = dict(fast_env, IMSEARCH_POOLING="mac")
+    mismatch = run(["query", str(MINI / "images" / "canon_001.jpg")], other_model, check=False)
+    assert mismatch.returncode == 2 and "model_mismatch" in mismatch.stderr
+
+    garbage = tmp_path / "garbage.jpg"
+    garbage.write_bytes(b"nope")
+    bad = run(["query", str(garbage)], fast_env, check=False)
+    assert bad.returncode == 2 and "image_decode_error" in bad.stderr
+
+
+def test_eval_writes_the_report(tmp_path: Path, fast_env) -> None:
+    out_json = tmp_path / "report.json"
+    proc = run(
+        ["eval", str(MINI), "--json", str(out_json), "--rerank", "none", "--no-progress"], fast_env
+    )
+    report = json.loads(out_json.read_text())
+    assert set(report) >= KEYS
+    assert report["n_queries"] == 6 and report["n_database"] == 10
+    assert 0.0 < report["map"] <= 1.0 and report["recall@10"] == 1.0
+    assert set(report["ms_per_query"]) == {"extract", "search", "rerank", "total", "total_p95"}
+    assert report["extract_images_per_s"] > 0
+    assert "mAP" in proc.stdout and report["model_id"] in proc.stdout
+
+
+def test_eval_revisited_layout_crops_queries(tmp_path: Path, fast_env) -> None:
+    """A tiny dataset in the Revisited Oxford layout (jpg/ + gnd_*.pkl) with query boxes."""
+    root = tmp_path / "rmini"
+    (root / "jpg").mkdir(parents=True)
+    images = sorted((MINI / "images").glob("*.jpg"))
+    for path in images:
+        shutil.copy(path, root / "jpg" / path.name)
+    database = [p.stem for p in images if p.stem.startswith(("ref_", "wall_"))]
+    queries = ["canon_001", "droid_002"]
+    gnd = [
+        {
+            "bbx": [10.0, 10.0, 300.0, 250.0],
+            "easy": [database.index("ref_001")],
+            "hard": [],
+            "junk": [database.index("ref_003")],
+        },
+        {
+            "bbx": [0.0, 0.0, 200.0, 200.0],
+            "easy": [],
+            "hard": [database.index("ref_002")],
+            "junk": [],
+        },
+    ]
+    with open(root / "gnd_rmini.pkl", "wb") as fh:
+        pickle.dump({"imlist": database, "qimlist": queries, "gnd": gnd}, fh)
+    out_json = tmp_path / "r.json"
+    run(
+        ["eval", str(root), "--protocol", "easy", "--json", str(out_json), "--no-progress"],
+        fast_env,
+    )
+    report = json.loads(out_json.read_text())
+    # Easy protocol: the second query has no easy positive and is skipped.
+    assert report["n_queries"] == 1 and report["protocol"] == "easy"
+    assert report["ap_per_query"]["droid_002"] is None
+
+
+def test_bad_dataset_and_options(tmp_path: Path, fast_env) -> None:
+    proc = run(["eval", str(tmp_path)], fast_env, check=False)
+    assert proc.returncode == 2 and "dataset_error" in proc.stderr
+    proc = run(["--pooling", "max", "stats"], fast_env, check=False)
+    assert proc.returncode != 0 and "pooling" in (proc.stderr + proc.stdout)
+
+
+def test_killed_indexing_resumes_without_losing_committed_images(
+    collection: Path, fast_env, tmp_path: Path
+) -> None:
+    """SIGKILL mid-run: what was committed stays, the catalog opens, a re-run completes."""
+    catalog = Path(fast_env["IMSEARCH_DATA_DIR"]) / "catalog.sqlite"
+    proc = subprocess.Popen(
+        [*IMSEARCH, "index", str(collection), "--no-progress", "--batch-size", "1"],
+        env=fast_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    committed = 0
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if catalog.exists():
+            try:
+                with sqlite3.connect(catalog) as db:
+                    committed = db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+            except sqlite3.OperationalError:
+                committed = 0
+            if committed >= 2:
+                break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert committed >= 2
+
+    stats = json.loads(run(["stats"], fast_env).stdout)
+    assert stats["count"] >= committed
+    resumed = run(["index", str(collection), "--no-progress"], fast_env)
+    assert f"skipped {stats['count']}" in resumed.stdout
+    assert json.loads(run(["stats"], fast_env).stdout)["count"] == 10
