@@ -37,7 +37,10 @@ def open_engine(settings: Settings, readonly: bool = False) -> Engine:
         settings.data_dir, extractor.model_id, extractor.dim, settings.index_spec, readonly
     )
     pipeline = SearchPipeline(
-        LocalExtractor(extractor, settings.image_limits()), store, LRUCache(settings.cache_size)
+        LocalExtractor(extractor, settings.image_limits()),
+        store,
+        LRUCache(settings.cache_size),
+        knobs=settings.search_knobs(),
     )
     return Engine(settings, extractor, store, pipeline)
 

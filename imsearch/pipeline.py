@@ -24,6 +24,7 @@ from imsearch.features.extractor import Extractor
 from imsearch.images import BBox, ImageLimits, crop_box, decode_image, sha256_hex
 from imsearch.index.catalog import Item
 from imsearch.index.store import Hit
+from imsearch.index.vectors import SearchKnobs
 
 
 class DescriptorExtractor(Protocol):
@@ -41,7 +42,9 @@ class DescriptorExtractor(Protocol):
 
 
 class Searcher(Protocol):
-    def search(self, vectors: np.ndarray, k: int) -> list[list[Hit]]: ...
+    def search(
+        self, vectors: np.ndarray, k: int, knobs: SearchKnobs | None = None
+    ) -> list[list[Hit]]: ...
 
     def add(self, items: Sequence[Item]) -> list[int]: ...
 
@@ -157,9 +160,11 @@ class SearchPipeline:
         searcher: Searcher,
         cache: DescriptorCache | None = None,
         reranker: Reranker | None = None,
+        knobs: SearchKnobs | None = None,
     ) -> None:
         self.extractor = extractor
         self.searcher = searcher
+        self.knobs = knobs or SearchKnobs()
         self.cache = cache if cache is not None else LRUCache(0)
         self.reranker = reranker if reranker is not None else NoRerank()
 
@@ -174,16 +179,23 @@ class SearchPipeline:
         return vector, False
 
     def search(
-        self, data: bytes, k: int, bbox: BBox | None = None, shortlist: int | None = None
+        self,
+        data: bytes,
+        k: int,
+        bbox: BBox | None = None,
+        shortlist: int | None = None,
+        knobs: SearchKnobs | None = None,
     ) -> SearchResult:
         """Top-``k`` for an uploaded image, optionally cropped to ``bbox``.
 
-        ``shortlist`` is how many ANN hits the reranker sees (at least ``k``).
+        ``shortlist`` is how many ANN hits the reranker sees (at least ``k``); ``knobs``
+        override the pipeline's default search knobs for this request.
         """
         t0 = time.perf_counter()
         vector, cached = self.describe(data, bbox)
         t1 = time.perf_counter()
-        hits = self.searcher.search(vector[None, :], max(k, shortlist or k))[0]
+        knobs = _merge(self.knobs, knobs)
+        hits = self.searcher.search(vector[None, :], max(k, shortlist or k), knobs)[0]
         t2 = time.perf_counter()
         hits = self.reranker.rerank(vector, hits, k)
         t3 = time.perf_counter()
@@ -201,6 +213,16 @@ class SearchPipeline:
         item = Item(ext_id, vector, sha256_hex(data), metadata or {})
         self.searcher.add([item])
         return item
+
+
+def _merge(base: SearchKnobs, override: SearchKnobs | None) -> SearchKnobs:
+    if override is None:
+        return base
+    return SearchKnobs(
+        nprobe=override.nprobe or base.nprobe,
+        ef_search=override.ef_search or base.ef_search,
+        k_factor=override.k_factor or base.k_factor,
+    )
 
 
 #: Re-ranking methods ``eval --rerank`` and the API accept (the re-ranking issue adds more).

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from imsearch.features.extractor import MULTI_SCALES, ModelConfig, Pooling
 from imsearch.images import ImageLimits
+from imsearch.index.vectors import SearchKnobs
 
 
 def parse_scales(value: Any) -> Any:
@@ -49,8 +50,13 @@ class Settings(BaseSettings):
     batch_size: int = Field(8, ge=1, le=256)
 
     # -- index ---------------------------------------------------------------------------------
-    #: FAISS factory string of the index family (``Flat`` = exact search).
-    index_spec: str = "Flat"
+    #: Index family: a preset (``exact``, ``hnsw``, ``ivf-pq``… see imsearch.index.specs) or a
+    #: FAISS factory string.
+    index_spec: str = "exact"
+    #: Default search knobs (per-request values override them).
+    search_nprobe: int = Field(16, ge=1)
+    search_ef: int = Field(64, ge=1)
+    search_k_factor: float = Field(4.0, ge=1.0)
     #: ``collection``: learn PCA whitening from the collection's own descriptors once it has
     #: ``whitening_min_images``; ``none``: raw descriptors.
     whitening: Literal["none", "collection"] = "collection"
@@ -87,6 +93,9 @@ class Settings(BaseSettings):
             scales=self.scales,
             regions=self.regions,
         )
+
+    def search_knobs(self) -> SearchKnobs:
+        return SearchKnobs(self.search_nprobe, self.search_ef, self.search_k_factor)
 
     def image_limits(self) -> ImageLimits:
         return ImageLimits(max_bytes=self.max_upload_bytes, max_pixels=self.max_image_pixels)

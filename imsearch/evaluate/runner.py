@@ -57,6 +57,7 @@ def run_eval(
             LocalExtractor(extractor, settings.image_limits()),
             store,
             reranker=make_reranker(rerank),
+            knobs=settings.search_knobs(),
         )
         rankings, timings = _run_queries(dataset, pipeline, len(store), progress)
         stats = store.stats()

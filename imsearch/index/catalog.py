@@ -234,6 +234,19 @@ class Catalog:
             last = int(rows[-1][0])
             yield _stack(rows)
 
+    def int_ids(self) -> np.ndarray:
+        with self._lock:
+            rows = self._db.execute("SELECT int_id FROM items ORDER BY int_id").fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def sample_vectors(self, n: int, seed: int = 0) -> np.ndarray:
+        """``n`` descriptors drawn uniformly without replacement (reproducible by ``seed``)."""
+        ids = self.int_ids()
+        rng = np.random.default_rng(seed)
+        chosen = np.sort(rng.choice(ids, size=min(n, len(ids)), replace=False))
+        chunks = [vecs for _, vecs in self.vectors(chosen.tolist())]
+        return np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
+
     def list_ids(self, offset: int = 0, limit: int = 100) -> list[str]:
         with self._lock:
             rows = self._db.execute(

@@ -4,7 +4,7 @@ Layout of a data directory::
 
     catalog.sqlite         ids, hashes, metadata, descriptors, and the add/delete log
     whitening.npz          PCA whitening learned from this collection (optional)
-    snapshot.json          {"file", "seq", "spec", "model_id", "whitening", "ntotal"}, atomic
+    snapshot.json          {"file", "seq", "spec", "model_id", "whitening", "build"}, atomic
     vectors-<seq>.faiss    the FAISS index as of log entry <seq>
 
 The catalog keeps the extractor's raw descriptors; whitening is a property of the collection
@@ -14,7 +14,8 @@ database vectors as they enter FAISS and to every query.
 Opening a store loads the snapshot and replays the log entries after its ``seq``; every write
 commits to the catalog first (durable, acknowledged), then applies the same log entries to the
 in-memory index. A crash at any moment therefore loses nothing acknowledged, and a half-written
-snapshot is never referenced by ``snapshot.json``.
+snapshot is never referenced by ``snapshot.json``. Tombstones of families that cannot delete
+are not stored: they are the ids the snapshot holds that the catalog no longer has.
 """
 
 from __future__ import annotations
@@ -32,14 +33,17 @@ import numpy as np
 from imsearch.errors import ConfigError, DimensionMismatch, IndexNotReady, ModelMismatch
 from imsearch.features.whitening import PCAWhitening, learn_pca_whitening
 from imsearch.fsutil import write_atomic
+from imsearch.index.builder import BuildInfo, build_index, plan
 from imsearch.index.catalog import Catalog, Item
-from imsearch.index.vectors import VectorIndex
+from imsearch.index.vectors import SearchKnobs, VectorIndex
 
 log = logging.getLogger(__name__)
 
 CATALOG_FILE = "catalog.sqlite"
 SNAPSHOT_FILE = "snapshot.json"
 WHITENING_FILE = "whitening.npz"
+#: Rebuild (compact) a tombstoning index at snapshot time past this share of dead entries.
+MAX_TOMBSTONE_SHARE = 0.10
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,7 @@ class IndexStore:
         data_dir: str | Path,
         model_id: str | None = None,
         dim: int | None = None,
-        spec: str = "Flat",
+        spec: str = "exact",
         readonly: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir)
@@ -69,8 +73,10 @@ class IndexStore:
         self.spec = spec
         self._lock = threading.RLock()
         self.whitening = self._load_whitening()
-        self._index, self._seq = self._load_snapshot()
+        self._index, self._seq, self.build = self._load_snapshot()
         self._catch_up()
+        if not readonly and self._needs_rebuild():
+            self._rebuild_now()
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -132,8 +138,7 @@ class IndexStore:
             )
             whitening.save(self.data_dir / WHITENING_FILE)
             self.whitening = whitening
-            self._index, self._seq = self._rebuild()
-            self.snapshot()
+            self._rebuild_now()
             return whitening
 
     def clear_whitening(self) -> None:
@@ -141,30 +146,51 @@ class IndexStore:
         with self._lock:
             (self.data_dir / WHITENING_FILE).unlink(missing_ok=True)
             self.whitening = None
-            self._index, self._seq = self._rebuild()
-            self.snapshot()
+            self._rebuild_now()
 
     # -- snapshot and log -------------------------------------------------------------------
 
-    def _load_snapshot(self) -> tuple[VectorIndex, int]:
+    def _identity(self) -> dict[str, str]:
+        return {"spec": self.spec, "model_id": self.model_id, "whitening": self.whitening_id}
+
+    def _load_snapshot(self) -> tuple[VectorIndex, int, BuildInfo]:
         pointer = self.data_dir / SNAPSHOT_FILE
         if pointer.exists():
             snap = json.loads(pointer.read_text())
-            path = self.data_dir / snap["file"]
-            current = (self.spec, self.model_id, self.whitening_id)
-            if (snap.get("spec"), snap.get("model_id"), snap.get("whitening")) == current:
-                index = VectorIndex.load(path, self.spec, mmap=self.readonly)
-                return index, int(snap["seq"])
-            log.info("snapshot %s is out of date: rebuilding", snap)
-        return self._rebuild()
+            if {k: snap.get(k) for k in self._identity()} == self._identity():
+                build = BuildInfo(**snap["build"])
+                seq = int(snap["seq"])
+                # A replica maps an up-to-date snapshot; one with a log to replay must own it.
+                mmap = self.readonly and not self.catalog.ops_since(seq)
+                index = VectorIndex.load(self.data_dir / snap["file"], build.factory, mmap=mmap)
+                # Ids the snapshot holds that the catalog lost since: deleted after it.
+                stale = np.setdiff1d(index.ids(), self.catalog.int_ids(), assume_unique=True)
+                index.remove(stale)
+                return index, seq, build
+            log.info("snapshot %s does not match %s: rebuilding", snap, self._identity())
+        return self._build()
 
-    def _rebuild(self) -> tuple[VectorIndex, int]:
+    def _build(self) -> tuple[VectorIndex, int, BuildInfo]:
         """A fresh index from every descriptor in the catalog."""
-        seq = self.catalog.last_seq()
-        index = VectorIndex(self.index_dim, self.spec)
-        for ids, vecs in self.catalog.vectors():
-            index.add(ids, self.transform(vecs))
-        return index, seq
+        with self._lock:
+            seq = self.catalog.last_seq()
+            index, info = build_index(self.catalog, self.spec, self.index_dim, self.transform)
+            return index, seq, info
+
+    def _rebuild_now(self) -> None:
+        with self._lock:
+            self._index, self._seq, self.build = self._build()
+            self.snapshot(compact=False)
+
+    def _needs_rebuild(self) -> bool:
+        """Tombstones past the limit, or a fallback the collection has outgrown."""
+        index = self._index
+        if index.ntotal and len(index.tombstones) > MAX_TOMBSTONE_SHARE * index.ntotal:
+            return True
+        if self.build.fallback:
+            factory, _, reason = plan(self.spec, self.catalog.count(), self.index_dim)
+            return reason is None and factory != "Flat"
+        return False
 
     def _catch_up(self) -> None:
         """Apply log entries newer than the index (after a crash, or after our own writes)."""
@@ -180,21 +206,26 @@ class IndexStore:
                 self._index.add(ids, self.transform(vecs))
             self._seq = ops[-1].seq
 
-    def snapshot(self) -> None:
-        """Persist the index as of the current log position and truncate the log."""
+    def snapshot(self, compact: bool = True) -> None:
+        """Persist the index as of the current log position and truncate the log.
+
+        With ``compact``, an index with too many tombstones, or one still on its exact-search
+        fallback although the collection can now train the requested family, is rebuilt first.
+        """
         if self.readonly:
             return
         with self._lock:
             self._catch_up()
+            if compact and self._needs_rebuild():
+                self._index, self._seq, self.build = self._build()
             name = f"vectors-{self._seq:012d}.faiss"
             self._index.save(self.data_dir / name)
             pointer = {
                 "file": name,
                 "seq": self._seq,
-                "spec": self.spec,
-                "model_id": self.model_id,
-                "whitening": self.whitening_id,
+                **self._identity(),
                 "ntotal": self._index.ntotal,
+                "build": self.build.as_dict(),
             }
             write_atomic(self.data_dir / SNAPSHOT_FILE, json.dumps(pointer).encode())
             self.catalog.truncate_ops(self._seq)
@@ -214,6 +245,8 @@ class IndexStore:
 
     def add(self, items: Sequence[Item]) -> list[int]:
         """Add or replace items; durable when this returns."""
+        if self.readonly:
+            raise ConfigError("this store is read-only")
         for item in items:
             if item.vector.shape != (self.dim,):
                 raise DimensionMismatch(
@@ -227,6 +260,8 @@ class IndexStore:
 
     def delete(self, ext_ids: Sequence[str]) -> int:
         """Delete by external id; returns how many existed."""
+        if self.readonly:
+            raise ConfigError("this store is read-only")
         with self._lock:
             removed = self.catalog.delete(ext_ids)
             self._catch_up()
@@ -235,15 +270,17 @@ class IndexStore:
     # -- reads ------------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return self._index.ntotal
+        return self._index.live
 
-    def search(self, queries: np.ndarray, k: int) -> list[list[Hit]]:
+    def search(
+        self, queries: np.ndarray, k: int, knobs: SearchKnobs | None = None
+    ) -> list[list[Hit]]:
         """Top-``k`` hits per raw query descriptor (one per row), best first."""
         queries = self.transform(queries)
         if len(self) == 0:
             return [[] for _ in range(len(queries))]
         with self._lock:
-            scores, ids = self._index.search(queries, k)
+            scores, ids = self._index.search(queries, k, knobs)
         names = self.catalog.ext_ids(sorted({int(i) for i in ids.ravel() if i >= 0}))
         return [
             [
@@ -265,7 +302,11 @@ class IndexStore:
             "count": len(self),
             "dim": self.dim,
             "model_id": self.model_id,
-            "index": self.spec,
+            "index": {
+                **self.build.as_dict(),
+                "ntotal": self._index.ntotal,
+                "tombstones": len(self._index.tombstones),
+            },
             "whitening": self.whitening.info if self.whitening else None,
             "pending_log_entries": self.pending_ops(),
         }

@@ -1,13 +1,23 @@
-"""FAISS vector indexes keyed by int64 ids, built from a spec string.
+"""FAISS vector indexes keyed by int64 ids, built from a factory string.
 
-A spec is a FAISS index-factory string (``Flat`` for exact inner-product search). The index is
-always wrapped in an ``IndexIDMap2`` so that ids are the catalog's int64 ids and vectors can be
-removed by id. The approximate families (PQ, HNSW, IVF…) plug in here through the same spec.
+Ids are the catalog's int64 ids: IVF families store them in their inverted lists natively;
+every other family is wrapped in an ``IndexIDMap2`` (wrapping IVF too would break, since IVF
+removal does not renumber the positions the map relies on). Families
+that cannot delete in place (HNSW graphs, refine wrappers) keep *tombstones*: deleted ids stay in
+the structure but are filtered out during the search (a FAISS ID selector where the family
+supports one, otherwise a larger top-k trimmed afterwards), so the caller still gets k live
+results; the store rebuilds the index when tombstones pile up.
+
+Search knobs (``nprobe``, ``ef_search``, ``k_factor``) are passed per call as FAISS search
+parameters, nested the way the index is nested (OPQ → refine → IVF → HNSW quantizer).
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -15,30 +25,86 @@ import numpy as np
 from imsearch.errors import ConfigError, DimensionMismatch
 from imsearch.fsutil import replace_atomic
 
+log = logging.getLogger(__name__)
+
+# FAISS's bundled stubs miss parts of its SWIG surface (SearchParametersHNSW, Python-side
+# attributes); the few lines that touch those carry a targeted "type: ignore".
+
+
+@dataclass(frozen=True)
+class SearchKnobs:
+    """Per-request speed/recall trade-offs; None keeps the index's own setting."""
+
+    nprobe: int | None = None
+    ef_search: int | None = None
+    k_factor: float | None = None
+
 
 class VectorIndex:
     """Inner-product search over L2-normalised descriptors (cosine similarity)."""
 
-    def __init__(self, dim: int, spec: str = "Flat") -> None:
-        self.dim = dim
-        self.spec = spec
+    def __init__(self, dim: int, factory: str = "Flat") -> None:
         try:
-            base = faiss.index_factory(dim, spec, faiss.METRIC_INNER_PRODUCT)
+            base = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as exc:
-            raise ConfigError(f"invalid index spec {spec!r}: {exc}") from exc
-        self._index: faiss.Index = faiss.IndexIDMap2(base)
+            raise ConfigError(f"invalid index spec {factory!r}: {exc}") from exc
+        native_ids = isinstance(_core(base), faiss.IndexIVF)
+        self._setup(base if native_ids else faiss.IndexIDMap2(base), factory)
 
-    @classmethod
-    def _wrap(cls, index: faiss.Index, spec: str) -> VectorIndex:
-        obj = cls.__new__(cls)
-        obj.dim = index.d
-        obj.spec = spec
-        obj._index = index
-        return obj
+    def _setup(self, index: faiss.Index, factory: str) -> None:
+        self.dim = int(index.d)
+        self.factory = factory
+        # index_factory / read_index return concrete, owning proxies: keep these very objects
+        # (a downcast_index() copy of an owner does not own, and dangles once it is collected).
+        # Sub-indexes reached through attributes are owned by their parent: downcasting those
+        # is safe and needed, as SWIG hands them out as plain Index.
+        self._index = index
+        self._base: Any
+        self._core: Any
+        if isinstance(index, faiss.IndexIDMap2 | faiss.IndexIDMap):
+            self._base = faiss.downcast_index(index.index)
+        else:
+            self._base = self._index
+        # What decides deletion and filtering is the index under any rotation (OPQ, PCA).
+        self._core = _core(self._base)
+        self.tombstones: set[int] = set()
+        self._gpu: Any = None
+
+    # -- properties ---------------------------------------------------------------------------
 
     @property
     def ntotal(self) -> int:
+        """Vectors stored, tombstoned ones included."""
         return int(self._index.ntotal)
+
+    @property
+    def live(self) -> int:
+        return self.ntotal - len(self.tombstones)
+
+    @property
+    def is_trained(self) -> bool:
+        return bool(self._index.is_trained)
+
+    @property
+    def removes_in_place(self) -> bool:
+        return not isinstance(self._core, faiss.IndexHNSW | faiss.IndexRefine)
+
+    def ids(self) -> np.ndarray:
+        """Every id stored (tombstoned ones included)."""
+        if isinstance(self._index, faiss.IndexIDMap2 | faiss.IndexIDMap):
+            return faiss.vector_to_array(self._index.id_map).astype(np.int64)
+        lists = self._core.invlists
+        chunks = [
+            faiss.rev_swig_ptr(lists.get_ids(i), lists.list_size(i)).copy()
+            for i in range(lists.nlist)
+            if lists.list_size(i)
+        ]
+        return np.concatenate(chunks).astype(np.int64) if chunks else np.zeros(0, np.int64)
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def train(self, sample: np.ndarray) -> None:
+        self._index.train(self._check(sample))
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         vectors = self._check(vectors)
@@ -46,19 +112,58 @@ class VectorIndex:
             raise ValueError("ids and vectors differ in length")
         if len(ids):
             self._index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+            self._gpu = None
 
     def remove(self, ids: np.ndarray) -> int:
+        """Remove ``ids`` (or tombstone them where the family cannot remove)."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
         if len(ids) == 0:
             return 0
-        selector = faiss.IDSelectorBatch(np.ascontiguousarray(ids, dtype=np.int64))
-        return int(self._index.remove_ids(selector))
+        self._gpu = None
+        if self.removes_in_place:
+            return int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
+        before = len(self.tombstones)
+        self.tombstones.update(int(i) for i in ids)
+        return len(self.tombstones) - before
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    # -- search -------------------------------------------------------------------------------
+
+    def search(
+        self, queries: np.ndarray, k: int, knobs: SearchKnobs | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` ``(scores, ids)``, each ``(n, k)``; missing slots have id -1."""
         queries = self._check(queries)
-        k = max(1, min(k, max(self.ntotal, 1)))
-        scores, ids = self._index.search(queries, k)
+        k = max(1, min(k, max(self.live, 1)))
+        selector = self._tombstone_selector()
+        params = search_params(self._base, knobs or SearchKnobs(), selector)
+        # Refine and PQ cannot filter inside the search: ask for more, then drop tombstones.
+        filters = _accepts_selector(self._core)
+        extra = len(self.tombstones) if self.tombstones and not filters else 0
+        index = self._searchable()
+        scores, ids = index.search(queries, k + extra, params=params)
+        if extra:
+            scores, ids = _drop(scores, ids, self.tombstones, k)
         return scores, ids
+
+    def _tombstone_selector(self) -> Any:
+        if not self.tombstones or not _accepts_selector(self._core):
+            return None
+        batch = faiss.IDSelectorBatch(np.fromiter(self.tombstones, dtype=np.int64))
+        selector = faiss.IDSelectorNot(batch)
+        # Keep the inner selector alive as long as the outer one (FAISS holds a raw pointer).
+        selector.referenced = batch  # type: ignore[attr-defined]
+        return selector
+
+    def _searchable(self) -> faiss.Index:
+        """A GPU copy for searching when FAISS has GPUs and the family can move there."""
+        if faiss.get_num_gpus() == 0 or not hasattr(faiss, "index_cpu_to_gpu"):
+            return self._index
+        if self._gpu is None:
+            try:
+                self._gpu = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, self._index)
+            except RuntimeError:
+                self._gpu = self._index  # HNSW and friends stay on the CPU
+        return self._gpu
 
     def _check(self, vectors: np.ndarray) -> np.ndarray:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -68,12 +173,95 @@ class VectorIndex:
             )
         return vectors
 
+    # -- persistence ----------------------------------------------------------------------------
+
     def save(self, path: str | Path) -> None:
         """Write atomically: a temporary file, fsync, then rename over ``path``."""
         replace_atomic(path, lambda tmp: faiss.write_index(self._index, str(tmp)))
 
     @classmethod
-    def load(cls, path: str | Path, spec: str, mmap: bool = False) -> VectorIndex:
+    def load(cls, path: str | Path, factory: str, mmap: bool = False) -> VectorIndex:
+        """Read a saved index; ``mmap`` maps it read-only (replicas) where FAISS can."""
         flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
-        index = faiss.read_index(str(path), flags)
-        return cls._wrap(index, spec)
+        try:
+            index = faiss.read_index(str(path), flags)
+        except RuntimeError:
+            if not mmap:
+                raise
+            log.info("FAISS cannot memory-map %s; reading it into memory", factory)
+            index = faiss.read_index(str(path))
+        obj = cls.__new__(cls)
+        obj._setup(index, factory)
+        return obj
+
+
+def _core(index: faiss.Index) -> faiss.Index:
+    """The index under any pre-transform (OPQ rotation, PCA); owned by ``index``."""
+    while isinstance(index, faiss.IndexPreTransform):
+        index = faiss.downcast_index(index.index)
+    return index
+
+
+def _accepts_selector(base: faiss.Index) -> bool:
+    """Families whose search filters ids through a selector (PQ and refine do not)."""
+    return isinstance(
+        base, faiss.IndexHNSW | faiss.IndexIVF | faiss.IndexFlat | faiss.IndexScalarQuantizer
+    )
+
+
+def search_params(base: faiss.Index, knobs: SearchKnobs, selector: Any = None) -> Any:
+    """FAISS search parameters for ``base`` (an unwrapped index), nested like the index.
+
+    Each parameter object keeps a Python reference to what it points to (``referenced*``),
+    because FAISS holds only raw pointers.
+    """
+    params: Any
+    if isinstance(base, faiss.IndexPreTransform):
+        inner = faiss.downcast_index(base.index)
+        params = faiss.SearchParametersPreTransform()
+        params.index_params = search_params(inner, knobs, selector)
+        params.referenced = params.index_params
+        return params
+    if isinstance(base, faiss.IndexRefine):
+        inner = faiss.downcast_index(base.base_index)
+        params = faiss.IndexRefineSearchParameters()
+        params.k_factor = float(knobs.k_factor or base.k_factor)
+        params.base_index_params = search_params(inner, knobs, None)
+        params.referenced = params.base_index_params
+        return params
+    if isinstance(base, faiss.IndexIVF):
+        params = faiss.SearchParametersIVF()
+        params.nprobe = int(knobs.nprobe or base.nprobe)
+        quantizer = faiss.downcast_index(base.quantizer)
+        if isinstance(quantizer, faiss.IndexHNSW):
+            params.quantizer_params = search_params(quantizer, knobs, None)
+            params.referenced = params.quantizer_params
+        if selector is not None:
+            params.sel = selector
+            params.referenced_sel = selector
+        return params
+    if isinstance(base, faiss.IndexHNSW):
+        params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
+        params.efSearch = int(knobs.ef_search or base.hnsw.efSearch)
+        if selector is not None:
+            params.sel = selector
+            params.referenced_sel = selector
+        return params
+    if selector is not None:
+        params = faiss.SearchParameters()
+        params.sel = selector
+        params.referenced_sel = selector
+        return params
+    return None
+
+
+def _drop(
+    scores: np.ndarray, ids: np.ndarray, dead: set[int], k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    out_s = np.full((len(ids), k), -np.inf, dtype=np.float32)
+    out_i = np.full((len(ids), k), -1, dtype=np.int64)
+    for row, (s_row, i_row) in enumerate(zip(scores, ids, strict=True)):
+        keep = [j for j, i in enumerate(i_row) if i >= 0 and int(i) not in dead][:k]
+        out_s[row, : len(keep)] = s_row[keep]
+        out_i[row, : len(keep)] = i_row[keep]
+    return out_s, out_i
