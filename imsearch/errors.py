@@ -13,7 +13,8 @@ parse messages. The tree:
     ├── ModelError                    (code: model_error)
     │   ├── UnknownBackbone           (code: unknown_backbone)
     │   ├── CheckpointError           (code: checkpoint_error)     unreadable / wrong layout
-    │   └── ModelMismatch             (code: model_mismatch)       index built by another model
+    │   ├── ModelMismatch             (code: model_mismatch)       index built by another model
+    │   └── LocalFeatureError         (code: local_feature_error)  corrupt stored keypoints
     ├── IndexError_                   (code: index_error)
     │   ├── IndexNotReady             (code: index_not_ready)      no index / empty index
     │   ├── DimensionMismatch         (code: dimension_mismatch)
@@ -71,6 +72,10 @@ class ModelMismatch(ModelError):
     code = "model_mismatch"
 
 
+class LocalFeatureError(ModelError):
+    code = "local_feature_error"
+
+
 class IndexError_(ImsearchError):
     code = "index_error"
 
@@ -107,6 +112,7 @@ __all__ = [
     "IndexError_",
     "IndexNotReady",
     "InvalidImage",
+    "LocalFeatureError",
     "ModelError",
     "ModelMismatch",
     "UnknownBackbone",

@@ -21,9 +21,11 @@ from tqdm import tqdm
 
 from imsearch.errors import ConfigError, InvalidImage
 from imsearch.features.extractor import Extractor
+from imsearch.features.local import SiftExtractor
 from imsearch.images import ImageLimits, decode_image, list_images, sha256_hex
 from imsearch.index.catalog import Item
 from imsearch.index.store import IndexStore
+from imsearch.rerank.local_index import LocalIndex
 from imsearch.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,7 @@ class _Loaded:
     #: The path as reports and metadata show it (relative to the indexed folder).
     shown: str
     image: Image.Image | None = None
+    local: bytes | None = None
     error: str = ""
 
 
@@ -79,6 +82,7 @@ def index_directory(
     batch_size: int = 16,
     id_mode: IdMode = "relpath",
     progress: bool = True,
+    sift: SiftExtractor | None = None,
 ) -> IndexReport:
     """Index every image under ``root`` (recursive) into ``store``; ids per ``id_mode``."""
     root = Path(root)
@@ -92,7 +96,7 @@ def index_directory(
         )
         for path in list_images(root)
     ]
-    return index_files(files, store, extractor, limits, batch_size, progress)
+    return index_files(files, store, extractor, limits, batch_size, progress, sift)
 
 
 def index_files(
@@ -102,8 +106,13 @@ def index_files(
     limits: ImageLimits,
     batch_size: int = 16,
     progress: bool = True,
+    sift: SiftExtractor | None = None,
 ) -> IndexReport:
-    """Index ``(path, id, shown path)`` triples; an id of None means "the content hash"."""
+    """Index ``(path, id, shown path)`` triples; an id of None means "the content hash".
+
+    With ``sift``, local features are extracted too (in the decoding threads) and stored with
+    each descriptor.
+    """
     started = time.perf_counter()
     report = IndexReport(found=len(files))
     indexed = store.catalog.hashes_by_id()
@@ -111,7 +120,8 @@ def index_files(
     seen: set[str] = set()
     bar = tqdm(total=len(files), unit="img", disable=not progress, desc="indexing")
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for batch in _prefetch(pool, files, extractor.decode_side, limits, batch_size):
+        side = max(extractor.decode_side, sift.max_side if sift else 0)
+        for batch in _prefetch(pool, files, side, limits, batch_size, sift):
             todo: list[_Loaded] = []
             for loaded in batch:
                 if loaded.error:
@@ -138,18 +148,26 @@ def _prefetch(
     side: int,
     limits: ImageLimits,
     batch_size: int,
+    sift: SiftExtractor | None,
 ) -> Iterator[list[_Loaded]]:
     """Yield decoded batches while the next batch decodes in the pool."""
     batches = [files[i : i + batch_size] for i in range(0, len(files), batch_size)]
     pending: list[Future[_Loaded]] | None = None
     for batch in [*batches, None]:
-        submitted = [pool.submit(_load, *f, side, limits) for f in batch] if batch else None
+        submitted = [pool.submit(_load, *f, side, limits, sift) for f in batch] if batch else None
         if pending is not None:
             yield [f.result() for f in pending]
         pending = submitted
 
 
-def _load(path: Path, ext_id: str | None, shown: Path, side: int, limits: ImageLimits) -> _Loaded:
+def _load(
+    path: Path,
+    ext_id: str | None,
+    shown: Path,
+    side: int,
+    limits: ImageLimits,
+    sift: SiftExtractor | None,
+) -> _Loaded:
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -158,6 +176,8 @@ def _load(path: Path, ext_id: str | None, shown: Path, side: int, limits: ImageL
     loaded = _Loaded(ext_id or sha, sha, shown.as_posix())
     try:
         loaded.image = decode_image(data, limits, side)
+        if sift is not None:
+            loaded.local = sift.extract(loaded.image).to_bytes()
     except InvalidImage as exc:
         loaded.error = f"{exc.code}: {exc.message}"
     return loaded
@@ -174,11 +194,11 @@ def _add_batch(
     vectors = extractor.describe([x.image for x in fresh if x.image is not None])
     items: list[Item] = []
     for x, vector in zip(fresh, vectors, strict=True):
-        items.append(Item(x.ext_id, vector, x.sha256, {"path": x.shown}))
+        items.append(Item(x.ext_id, vector, x.sha256, {"path": x.shown}, x.local))
     for x in todo:
         source = copies.get(x.ext_id)
         if source is not None:
-            items.append(Item(x.ext_id, source.vector, x.sha256, {"path": x.shown}))
+            items.append(Item(x.ext_id, source.vector, x.sha256, {"path": x.shown}, x.local))
     store.add(items)
     for x in todo:
         by_hash.setdefault(x.sha256, x.ext_id)
@@ -205,3 +225,22 @@ def maybe_learn_whitening(store: IndexStore, settings: Settings) -> str:
         settings.whitening_shrinkage, settings.whitening_dim, settings.whitening_min_images
     )
     return f"learned from {whitening.info['n']} images, {whitening.output_dim}-d"
+
+
+def maybe_learn_vocabulary(local: LocalIndex | None, settings: Settings) -> str:
+    """Learn the collection's visual vocabulary once it has enough images with local features."""
+    if local is None:
+        return "none (local features off)"
+    if local.quantizer is not None:
+        return f"kept ({local.quantizer.size} words)"
+    count = local.catalog.local_count()
+    if count < settings.vocabulary_min_images:
+        message = (
+            f"not learned: {count} images have local features, a vocabulary needs "
+            f"{settings.vocabulary_min_images} (IMSEARCH_VOCABULARY_MIN_IMAGES); spatial "
+            "re-ranking verifies global hits only until then"
+        )
+        log.info(message)
+        return message
+    words = local.learn_vocabulary(settings.vocabulary_words, settings.vocabulary_min_images)
+    return f"learned {words} words from {count} images"

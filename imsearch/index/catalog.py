@@ -33,6 +33,10 @@ CREATE TABLE IF NOT EXISTS items (
     added_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0)
 );
 CREATE INDEX IF NOT EXISTS items_sha256 ON items (sha256);
+CREATE TABLE IF NOT EXISTS local_features (
+    int_id INTEGER PRIMARY KEY,
+    data   BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS ops (
     seq    INTEGER PRIMARY KEY AUTOINCREMENT,
     op     TEXT NOT NULL CHECK (op IN ('add', 'del')),
@@ -49,6 +53,8 @@ class Item:
     vector: np.ndarray
     sha256: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: Serialized local features (see imsearch.features.local), stored beside the descriptor.
+    local: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,11 @@ class Catalog:
                         ),
                     )
                     int_id = int(cursor.lastrowid or 0)
+                    if item.local is not None:
+                        self._db.execute(
+                            "INSERT INTO local_features (int_id, data) VALUES (?, ?)",
+                            (int_id, item.local),
+                        )
                     self._db.execute("INSERT INTO ops (op, int_id) VALUES ('add', ?)", (int_id,))
                     new_ids.append(int_id)
                 self._db.execute("COMMIT")
@@ -144,6 +155,7 @@ class Catalog:
         if row is None:
             return None
         self._db.execute("DELETE FROM items WHERE int_id = ?", (row[0],))
+        self._db.execute("DELETE FROM local_features WHERE int_id = ?", (row[0],))
         self._db.execute("INSERT INTO ops (op, int_id) VALUES ('del', ?)", (row[0],))
         return int(row[0])
 
@@ -233,6 +245,35 @@ class Catalog:
                 return
             last = int(rows[-1][0])
             yield _stack(rows)
+
+    def local_features(self, int_ids: Sequence[int]) -> dict[int, bytes]:
+        """Serialized local features of ``int_ids`` (absent where none were stored)."""
+        out: dict[int, bytes] = {}
+        for start in range(0, len(int_ids), 500):
+            chunk = [int(i) for i in int_ids[start : start + 500]]
+            marks = ",".join("?" * len(chunk))
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT int_id, data FROM local_features WHERE int_id IN ({marks})",
+                    chunk,
+                ).fetchall()
+            out.update((int(i), bytes(d)) for i, d in rows)
+        return out
+
+    def local_count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM local_features").fetchone()[0])
+
+    def int_ids_of(self, ext_ids: Sequence[str]) -> dict[str, int]:
+        if not ext_ids:
+            return {}
+        marks = ",".join("?" * len(ext_ids))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT ext_id, int_id FROM items WHERE ext_id IN ({marks})",
+                list(ext_ids),
+            ).fetchall()
+        return {str(e): int(i) for e, i in rows}
 
     def int_ids(self) -> np.ndarray:
         with self._lock:
