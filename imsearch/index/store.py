@@ -26,7 +26,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -52,6 +52,12 @@ class Hit:
     score: float
 
 
+class LogListener(Protocol):
+    """State derived from the catalog that follows its adds and deletes (e.g. local features)."""
+
+    def apply(self, added: Sequence[int], removed: Sequence[int]) -> None: ...
+
+
 class IndexStore:
     """Durable, searchable collection of global descriptors in ``data_dir``."""
 
@@ -72,6 +78,7 @@ class IndexStore:
         self.model_id, self.dim = self._check_identity(model_id, dim)
         self.spec = spec
         self._lock = threading.RLock()
+        self._listeners: list[LogListener] = []
         self.whitening = self._load_whitening()
         self._index, self._seq, self.build = self._load_snapshot()
         self._catch_up()
@@ -205,6 +212,13 @@ class IndexStore:
             for ids, vecs in self.catalog.vectors(sorted(added)):
                 self._index.add(ids, self.transform(vecs))
             self._seq = ops[-1].seq
+            for listener in self._listeners:
+                listener.apply(sorted(added), removed)
+
+    def subscribe(self, listener: LogListener) -> None:
+        """Have ``listener`` follow every add and delete applied from now on."""
+        with self._lock:
+            self._listeners.append(listener)
 
     def snapshot(self, compact: bool = True) -> None:
         """Persist the index as of the current log position and truncate the log.
@@ -276,7 +290,13 @@ class IndexStore:
         self, queries: np.ndarray, k: int, knobs: SearchKnobs | None = None
     ) -> list[list[Hit]]:
         """Top-``k`` hits per raw query descriptor (one per row), best first."""
-        queries = self.transform(queries)
+        return self.search_transformed(self.transform(queries), k, knobs)
+
+    def search_transformed(
+        self, queries: np.ndarray, k: int, knobs: SearchKnobs | None = None
+    ) -> list[list[Hit]]:
+        """Like :meth:`search` for queries already in the index's space (query expansion)."""
+        queries = np.atleast_2d(queries)
         if len(self) == 0:
             return [[] for _ in range(len(queries))]
         with self._lock:
@@ -290,6 +310,27 @@ class IndexStore:
             ]
             for row_s, row_i in zip(scores, ids, strict=True)
         ]
+
+    def vectors(self, ext_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Descriptors of ``ext_ids`` in the index's space (whitened when the index is)."""
+        int_ids = self.catalog.int_ids_of(ext_ids)
+        names = {i: e for e, i in int_ids.items()}
+        out: dict[str, np.ndarray] = {}
+        for ids, vecs in self.catalog.vectors(sorted(int_ids.values())):
+            for int_id, vec in zip(ids, self.transform(vecs), strict=True):
+                out[names[int(int_id)]] = vec
+        return out
+
+    def all_vectors(self) -> tuple[list[str], np.ndarray]:
+        """Every id with its descriptor in the index's space (for database-side re-ranking)."""
+        ids: list[str] = []
+        chunks: list[np.ndarray] = []
+        for int_ids, vecs in self.catalog.vectors():
+            names = self.catalog.ext_ids(int_ids.tolist())
+            ids.extend(names[int(i)] for i in int_ids)
+            chunks.append(self.transform(vecs))
+        empty = np.zeros((0, self.index_dim), np.float32)
+        return ids, np.concatenate(chunks) if chunks else empty
 
     def get(self, ext_id: str) -> Item | None:
         return self.catalog.get(ext_id)

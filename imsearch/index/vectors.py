@@ -14,6 +14,7 @@ parameters, nested the way the index is nested (OPQ → refine → IVF → HNSW 
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,7 @@ class VectorIndex:
             base = faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
         except RuntimeError as exc:
             raise ConfigError(f"invalid index spec {factory!r}: {exc}") from exc
+        _bound_opq_training(base)
         native_ids = isinstance(_core(base), faiss.IndexIVF)
         self._setup(base if native_ids else faiss.IndexIDMap2(base), factory)
 
@@ -67,8 +69,13 @@ class VectorIndex:
             self._base = self._index
         # What decides deletion and filtering is the index under any rotation (OPQ, PCA).
         self._core = _core(self._base)
+        self._filters = _accepts_selector(self._core)
         self.tombstones: set[int] = set()
         self._gpu: Any = None
+        # Built once per knob setting (and tombstone set): a search at batch 1 takes tens of
+        # microseconds, so rebuilding SWIG parameter objects per call would dominate it.
+        self._params: dict[SearchKnobs, Any] = {}
+        self._selector: Any = None
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -124,6 +131,7 @@ class VectorIndex:
             return int(self._index.remove_ids(faiss.IDSelectorBatch(ids)))
         before = len(self.tombstones)
         self.tombstones.update(int(i) for i in ids)
+        self._params, self._selector = {}, None
         return len(self.tombstones) - before
 
     # -- search -------------------------------------------------------------------------------
@@ -134,11 +142,14 @@ class VectorIndex:
         """Top-``k`` ``(scores, ids)``, each ``(n, k)``; missing slots have id -1."""
         queries = self._check(queries)
         k = max(1, min(k, max(self.live, 1)))
-        selector = self._tombstone_selector()
-        params = search_params(self._base, knobs or SearchKnobs(), selector)
+        knobs = knobs or SearchKnobs()
+        params = self._params.get(knobs)
+        if params is None:
+            params = self._params[knobs] = search_params(
+                self._base, knobs, self._tombstone_selector()
+            )
         # Refine and PQ cannot filter inside the search: ask for more, then drop tombstones.
-        filters = _accepts_selector(self._core)
-        extra = len(self.tombstones) if self.tombstones and not filters else 0
+        extra = len(self.tombstones) if self.tombstones and not self._filters else 0
         index = self._searchable()
         scores, ids = index.search(queries, k + extra, params=params)
         if extra:
@@ -146,17 +157,19 @@ class VectorIndex:
         return scores, ids
 
     def _tombstone_selector(self) -> Any:
-        if not self.tombstones or not _accepts_selector(self._core):
+        if not self.tombstones or not self._filters:
             return None
-        batch = faiss.IDSelectorBatch(np.fromiter(self.tombstones, dtype=np.int64))
-        selector = faiss.IDSelectorNot(batch)
-        # Keep the inner selector alive as long as the outer one (FAISS holds a raw pointer).
-        selector.referenced = batch  # type: ignore[attr-defined]
-        return selector
+        if self._selector is None:
+            batch = faiss.IDSelectorBatch(np.fromiter(self.tombstones, dtype=np.int64))
+            selector = faiss.IDSelectorNot(batch)
+            # Keep the inner selector alive as long as the outer one (FAISS holds a raw pointer).
+            selector.referenced = batch  # type: ignore[attr-defined]
+            self._selector = selector
+        return self._selector
 
     def _searchable(self) -> faiss.Index:
         """A GPU copy for searching when FAISS has GPUs and the family can move there."""
-        if faiss.get_num_gpus() == 0 or not hasattr(faiss, "index_cpu_to_gpu"):
+        if not _gpus_available():
             return self._index
         if self._gpu is None:
             try:
@@ -193,6 +206,26 @@ class VectorIndex:
         obj = cls.__new__(cls)
         obj._setup(index, factory)
         return obj
+
+
+@functools.cache
+def _gpus_available() -> bool:
+    return hasattr(faiss, "index_cpu_to_gpu") and faiss.get_num_gpus() > 0
+
+
+#: OPQ rotation iterations. FAISS's default of 50 takes over an hour on 2 cores at 320-d;
+#: the rotation's gain is mostly there after a few iterations.
+OPQ_ITERATIONS = 8
+
+
+def _bound_opq_training(index: faiss.Index) -> None:
+    if not isinstance(index, faiss.IndexPreTransform):
+        return
+    chain: Any = index.chain
+    for i in range(chain.size()):
+        transform = faiss.downcast_VectorTransform(chain.at(i))
+        if isinstance(transform, faiss.OPQMatrix):
+            transform.niter = OPQ_ITERATIONS
 
 
 def _core(index: faiss.Index) -> faiss.Index:
