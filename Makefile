@@ -36,9 +36,11 @@ eval: install  ## quality of the default configuration on SMVS DVD covers
 	mkdir -p $(RESULTS)
 	$(BIN)/imsearch eval $(SHARED)/smvs-dvd --json $(RESULTS)/eval-smvs-default.json
 
-bench: install  ## the descriptor grid (backbone x pooling x scales x whitening x size)
+bench: install  ## descriptor grid on SMVS, then the ANN families at 10k/100k/1M (hours on 2 cores)
+	$(BIN)/pip install --quiet -e ".[serve,dev,bench]"
 	mkdir -p $(RESULTS)
 	$(BIN)/imsearch bench features $(SHARED)/smvs-dvd --json $(RESULTS)/bench-features-smvs.json
+	$(BIN)/imsearch bench ann --sizes 10000,100000,1000000 --json $(RESULTS)/bench-ann.json
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

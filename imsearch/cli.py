@@ -23,6 +23,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+RerankMethod = Annotated[
+    str | None,
+    typer.Option(
+        "--rerank",
+        help="none, or a '+'-joined combination of qe, dba, diffusion, spatial "
+        "(default: IMSEARCH_RERANK, spatial).",
+    ),
+]
+RerankM = Annotated[int | None, typer.Option("--m", help="Candidates verified (spatial).")]
+MinInliers = Annotated[
+    int | None, typer.Option("--min-inliers", help="Inliers for a confident match.")
+]
 DataDir = Annotated[
     Path | None,
     typer.Option("--data-dir", "-d", help="Collection folder (default: IMSEARCH_DATA_DIR)."),
@@ -92,7 +104,12 @@ def index(
 ) -> None:
     """Index every image under FOLDER; re-running skips images already indexed."""
     from imsearch.engine import open_engine
-    from imsearch.indexing import IdMode, index_directory, maybe_learn_whitening
+    from imsearch.indexing import (
+        IdMode,
+        index_directory,
+        maybe_learn_vocabulary,
+        maybe_learn_whitening,
+    )
 
     cfg = settings(data_dir=data_dir, batch_size=batch_size)
     if ids not in get_args(IdMode):
@@ -107,8 +124,11 @@ def index(
             cfg.batch_size,
             cast(IdMode, ids),
             progress,
+            engine.sift,
         )
         report.whitening = maybe_learn_whitening(engine.store, cfg)
+        vocabulary = maybe_learn_vocabulary(engine.local, cfg)
+        engine.close()
     except ImsearchError as exc:
         raise _fail(exc) from exc
     typer.echo(
@@ -117,6 +137,7 @@ def index(
         f"{report.images_per_s:.2f} images/s; collection: {len(engine.store)} images"
     )
     typer.echo(f"whitening: {report.whitening}")
+    typer.echo(f"visual vocabulary: {vocabulary}")
     for path, error in report.failed:
         typer.echo(f"  failed: {path}: {error}", err=True)
 
@@ -127,11 +148,14 @@ def query(
     data_dir: DataDir = None,
     k: Annotated[int, typer.Option("-k", help="How many results.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    rerank: RerankMethod = None,
+    m: RerankM = None,
+    min_inliers: MinInliers = None,
 ) -> None:
     """Search the collection with IMAGE; print ranked ids with scores."""
     from imsearch.engine import open_engine
 
-    cfg = settings(data_dir=data_dir)
+    cfg = settings(data_dir=data_dir, rerank=rerank, rerank_m=m, rerank_min_inliers=min_inliers)
     try:
         engine = open_engine(cfg, readonly=True)
         result = engine.pipeline.search(image.read_bytes(), k)
@@ -142,14 +166,28 @@ def query(
         raise typer.Exit(code=2) from exc
     if as_json:
         payload = {
-            "results": [{"id": h.id, "score": h.score} for h in result.hits],
+            "results": [
+                {
+                    "id": h.id,
+                    "score": h.score,
+                    "global_score": h.global_score,
+                    "inliers": h.inliers,
+                    "verified": h.verified,
+                }
+                for h in result.hits
+            ],
+            "no_confident_match": result.no_confident_match,
             "model_id": result.model_id,
+            "rerank": result.rerank,
             "timings_ms": result.timings_ms,
         }
         typer.echo(json.dumps(payload, indent=2))
         return
+    if result.no_confident_match:
+        typer.echo("no confident match (nothing verified geometrically); closest images:")
     for rank, hit in enumerate(result.hits, 1):
-        typer.echo(f"{rank:>3}  {hit.score:.4f}  {hit.id}")
+        inliers = f"  {hit.inliers} inliers" if hit.inliers is not None else ""
+        typer.echo(f"{rank:>3}  {hit.score:.4f}  {hit.id}{inliers}")
 
 
 @app.command(name="eval")
@@ -157,18 +195,41 @@ def eval_(
     dataset_dir: Annotated[Path, typer.Argument(help="images/ + gt.json, or jpg/ + gnd_*.pkl.")],
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
     data_dir: DataDir = None,
-    rerank: Annotated[str, typer.Option(help="Re-ranking method.")] = "none",
+    rerank: RerankMethod = None,
+    m: RerankM = None,
+    min_inliers: MinInliers = None,
+    early_exit: Annotated[
+        int | None, typer.Option(help="Stop verifying once a candidate has this many inliers.")
+    ] = None,
     protocol: Annotated[str, typer.Option(help="Revisited protocol: easy|medium|hard.")] = "medium",
+    exclude_db: Annotated[
+        list[str] | None,
+        typer.Option(help="Leave database ids matching this glob out (repeatable)."),
+    ] = None,
+    distractors: Annotated[
+        Path | None, typer.Option(help="Folder of extra database images (no positives).")
+    ] = None,
+    rotate: Annotated[int, typer.Option(help="Rotate queries by 90, 180 or 270 degrees.")] = 0,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Index a dataset's database, run its queries, report mAP, mP@k, recall and timings."""
     from imsearch.evaluate.datasets import load_dataset
-    from imsearch.evaluate.runner import format_table, run_eval
+    from imsearch.evaluate.runner import EvalOptions, format_table, run_eval
 
-    cfg = settings()
+    cfg = settings(
+        rerank=rerank, rerank_m=m, rerank_min_inliers=min_inliers, rerank_early_exit=early_exit
+    )
+    options = EvalOptions(
+        rerank=cfg.rerank_config(),
+        data_dir=data_dir,
+        exclude_db=tuple(exclude_db or ()),
+        distractors=distractors,
+        rotate=rotate,
+    )
     try:
+        options.rerank.stages  # noqa: B018 - an unknown method is a usage error, reported early
         dataset = load_dataset(dataset_dir, protocol)  # type: ignore[arg-type]
-        result = run_eval(dataset, cfg, data_dir, rerank, progress=progress)
+        result = run_eval(dataset, cfg, options, progress=progress)
     except ImsearchError as exc:
         raise _fail(exc) from exc
     typer.echo(format_table(result))
@@ -268,6 +329,55 @@ def bench_features(
     json_out.parent.mkdir(parents=True, exist_ok=True)
     json_out.write_text(json.dumps(rows, indent=2))
     typer.echo(format_grid(rows))
+
+
+@bench_app.command("ann")
+def bench_ann(
+    json_out: Annotated[Path, typer.Option("--json", help="Write the rows here.")],
+    sizes: Annotated[str, typer.Option(help="Collection sizes.")] = "10000,100000,1000000",
+    presets: Annotated[str, typer.Option(help="Comma-separated presets (default: all).")] = "",
+    vectors: Annotated[
+        Path | None, typer.Option(help="Real descriptors (.npy, N x d) instead of synthetic.")
+    ] = None,
+    dim: Annotated[
+        int | None, typer.Option(help="Synthetic dimension (default: the model's).")
+    ] = None,
+    queries: Annotated[int, typer.Option(help="Held-out queries.")] = 1000,
+    hnswlib: Annotated[bool, typer.Option(help="Run hnswlib as an outside reference.")] = True,
+) -> None:
+    """ANN families: recall@1/10/100, QPS (1 thread, batch 1, and batched), bytes, build time."""
+    import numpy as np
+
+    from imsearch.evaluate.ann_bench import (
+        SWEEPS,
+        choose_presets,
+        format_rows,
+        pareto_front,
+        plot,
+        run_ann_bench,
+    )
+    from imsearch.features.backbones import build_backbone
+
+    cfg = settings()
+    data = np.load(vectors).astype(np.float32) if vectors else None
+    if dim is None:
+        dim = (
+            int(data.shape[1])
+            if data is not None
+            else build_backbone(cfg.backbone, cfg.weights, cfg.cut).channels
+        )
+    names = [p for p in presets.split(",") if p] or list(SWEEPS)
+    unknown = set(names) - set(SWEEPS)
+    if unknown:
+        raise typer.BadParameter(f"unknown presets {sorted(unknown)}; known: {sorted(SWEEPS)}")
+    size_list = [int(s) for s in sizes.split(",")]
+    rows = run_ann_bench(size_list, dim, names, data, queries, hnswlib)
+    summary = {n: {"pareto": pareto_front(rows, n), **choose_presets(rows, n)} for n in size_list}
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps({"rows": rows, "summary": summary}, indent=2))
+    for n in size_list:
+        plot(rows, n, json_out.with_name(f"{json_out.stem}-{n}.png"))
+    typer.echo(format_rows(rows))
 
 
 @app.command()

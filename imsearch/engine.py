@@ -1,4 +1,4 @@
-"""The embedded engine: extractor, collection and query pipeline in one process.
+"""The embedded engine: extractor, collection, re-ranker and query pipeline in one process.
 
 This is what ``imsearch serve`` (no service URLs) and the CLI commands run; the services issue
 composes the same pipeline from HTTP clients instead.
@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from imsearch.errors import ConfigError
 from imsearch.features.extractor import Extractor
+from imsearch.features.local import SiftExtractor
 from imsearch.index.store import IndexStore
-from imsearch.pipeline import LocalExtractor, LRUCache, SearchPipeline
+from imsearch.pipeline import InProcessExtractor, LRUCache, SearchPipeline
+from imsearch.rerank.local_index import LocalIndex
+from imsearch.rerank.reranker import Reranker
 from imsearch.settings import Settings
 
 
@@ -18,10 +22,14 @@ from imsearch.settings import Settings
 class Engine:
     settings: Settings
     extractor: Extractor
+    sift: SiftExtractor | None
     store: IndexStore
+    local: LocalIndex | None
+    reranker: Reranker
     pipeline: SearchPipeline
 
     def close(self) -> None:
+        self.reranker.close()
         if not self.store.readonly:
             self.store.snapshot()
         self.store.close()
@@ -32,17 +40,38 @@ def open_engine(settings: Settings, readonly: bool = False) -> Engine:
 
     A collection built by another model raises :class:`~imsearch.errors.ModelMismatch`.
     """
+    rerank = settings.rerank_config()
+    if rerank.needs_local and not settings.local_features:
+        raise ConfigError(
+            f"re-ranking {rerank.method!r} needs local features: set IMSEARCH_LOCAL_FEATURES=1 "
+            "or choose a method without 'spatial'"
+        )
     extractor = Extractor(settings.model(), settings.device, settings.batch_size)
+    sift = SiftExtractor(settings.local_max_side, settings.local_max_keypoints)
     store = IndexStore(
         settings.data_dir, extractor.model_id, extractor.dim, settings.index_spec, readonly
     )
+    local = LocalIndex(store.catalog, settings.data_dir) if settings.local_features else None
+    if local is not None:
+        store.subscribe(local)
+    reranker = Reranker(store, local, rerank, settings.rerank_workers)
     pipeline = SearchPipeline(
-        LocalExtractor(extractor, settings.image_limits()),
+        InProcessExtractor(extractor, settings.image_limits(), sift),
         store,
         LRUCache(settings.cache_size),
+        reranker,
         knobs=settings.search_knobs(),
+        local_features=settings.local_features,
     )
-    return Engine(settings, extractor, store, pipeline)
+    return Engine(
+        settings,
+        extractor,
+        sift if settings.local_features else None,
+        store,
+        local,
+        reranker,
+        pipeline,
+    )
 
 
 def open_store(settings: Settings, readonly: bool = False) -> IndexStore:

@@ -1,7 +1,7 @@
 """The query and add flows, over small interfaces so embedded mode and services share them.
 
     search(image bytes, k):
-        hash → cache.get(model id, hash) → miss: extractor.describe → cache.put
+        hash → cache.get(model id, hash) → miss: extractor.extract → cache.put
              → searcher.search(top-K) → reranker.rerank → hits + per-stage timings
 
 The embedded implementations (in-process extractor, the on-disk index, an LRU cache) live here
@@ -19,26 +19,39 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from imsearch.errors import ConfigError
 from imsearch.features.extractor import Extractor
+from imsearch.features.local import LocalFeatures, SiftExtractor
 from imsearch.images import BBox, ImageLimits, crop_box, decode_image, sha256_hex
 from imsearch.index.catalog import Item
 from imsearch.index.store import Hit
 from imsearch.index.vectors import SearchKnobs
+from imsearch.rerank.reranker import QueryFeatures, RankedHit, RerankConfig, RerankResult
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """Descriptors of a batch of images: global rows, and local features when asked for."""
+
+    vectors: np.ndarray | None
+    local: list[LocalFeatures] | None = None
 
 
 class DescriptorExtractor(Protocol):
-    """Decodes image bytes and returns raw global descriptors."""
+    """Decodes image bytes; returns raw global descriptors and, on request, local features."""
 
     @property
     def model_id(self) -> str: ...
 
     @property
-    def dim(self) -> int: ...
+    def local_id(self) -> str: ...
 
-    def describe(
-        self, images: Sequence[bytes], boxes: Sequence[BBox | None] | None = None
-    ) -> np.ndarray: ...
+    def extract(
+        self,
+        images: Sequence[bytes],
+        boxes: Sequence[BBox | None] | None = None,
+        global_: bool = True,
+        local: bool = False,
+    ) -> Extracted: ...
 
 
 class Searcher(Protocol):
@@ -52,46 +65,66 @@ class Searcher(Protocol):
 
 
 class DescriptorCache(Protocol):
-    def get(self, key: str) -> np.ndarray | None: ...
+    def get(self, key: str) -> Any | None: ...
 
-    def put(self, key: str, value: np.ndarray) -> None: ...
+    def put(self, key: str, value: Any) -> None: ...
 
 
 class Reranker(Protocol):
-    def rerank(self, query: np.ndarray, hits: list[Hit], k: int) -> list[Hit]: ...
+    @property
+    def config(self) -> RerankConfig: ...
+
+    def rerank(
+        self,
+        query: QueryFeatures,
+        hits: list[Hit],
+        k: int,
+        config: RerankConfig | None = None,
+        knobs: SearchKnobs | None = None,
+    ) -> RerankResult: ...
 
 
 # -- embedded implementations ------------------------------------------------------------------
 
 
-class LocalExtractor:
-    """The extractor in this process: safe decoding, then the network."""
+class InProcessExtractor:
+    """The extractor in this process: safe decoding, then the network and SIFT."""
 
-    def __init__(self, extractor: Extractor, limits: ImageLimits) -> None:
+    def __init__(
+        self, extractor: Extractor, limits: ImageLimits, sift: SiftExtractor | None = None
+    ) -> None:
         self.extractor = extractor
         self.limits = limits
+        self.sift = sift or SiftExtractor()
 
     @property
     def model_id(self) -> str:
         return self.extractor.model_id
 
     @property
-    def dim(self) -> int:
-        return self.extractor.dim
+    def local_id(self) -> str:
+        return self.sift.config_id
 
-    def describe(
-        self, images: Sequence[bytes], boxes: Sequence[BBox | None] | None = None
-    ) -> np.ndarray:
-        """Descriptors of ``images``; a box ``(x1, y1, x2, y2)`` crops its image first."""
+    def extract(
+        self,
+        images: Sequence[bytes],
+        boxes: Sequence[BBox | None] | None = None,
+        global_: bool = True,
+        local: bool = False,
+    ) -> Extracted:
+        """Decode each image once (cropped to its box, if any) and describe it."""
         boxes = boxes or [None] * len(images)
+        side = max(self.extractor.decode_side, self.sift.max_side)
         decoded = []
         for data, box in zip(images, boxes, strict=True):
             if box is None:
-                decoded.append(decode_image(data, self.limits, self.extractor.decode_side))
+                decoded.append(decode_image(data, self.limits, side))
             else:
                 # No draft decoding: the box is in the coordinates of the full-size image.
                 decoded.append(crop_box(decode_image(data, self.limits), box))
-        return self.extractor.describe(decoded)
+        vectors = self.extractor.describe(decoded) if global_ else None
+        local_features = [self.sift.extract(img) for img in decoded] if local else None
+        return Extracted(vectors, local_features)
 
 
 class LRUCache:
@@ -99,12 +132,12 @@ class LRUCache:
 
     def __init__(self, capacity: int = 1024) -> None:
         self.capacity = capacity
-        self._data: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._data: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: str) -> np.ndarray | None:
+    def get(self, key: str) -> Any | None:
         with self._lock:
             value = self._data.get(key)
             if value is None:
@@ -114,7 +147,7 @@ class LRUCache:
             self.hits += 1
             return value
 
-    def put(self, key: str, value: np.ndarray) -> None:
+    def put(self, key: str, value: Any) -> None:
         if self.capacity <= 0:
             return
         with self._lock:
@@ -130,8 +163,17 @@ class LRUCache:
 class NoRerank:
     """Stage three switched off: keep the ANN order."""
 
-    def rerank(self, query: np.ndarray, hits: list[Hit], k: int) -> list[Hit]:
-        return hits[:k]
+    config = RerankConfig(method="none")
+
+    def rerank(
+        self,
+        query: QueryFeatures,
+        hits: list[Hit],
+        k: int,
+        config: RerankConfig | None = None,
+        knobs: SearchKnobs | None = None,
+    ) -> RerankResult:
+        return RerankResult([RankedHit(h.id, h.score, h.score) for h in hits[:k]])
 
 
 # -- flows ----------------------------------------------------------------------------------------
@@ -139,16 +181,18 @@ class NoRerank:
 
 @dataclass
 class SearchResult:
-    hits: list[Hit]
+    hits: list[RankedHit]
     model_id: str
     cached: bool
+    no_confident_match: bool | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
+    rerank: dict[str, Any] = field(default_factory=dict)
 
 
-def cache_key(model_id: str, sha256: str, bbox: BBox | None = None) -> str:
-    """Descriptors are cached per (model, image content, crop): another model never reads them."""
+def cache_key(kind: str, model_id: str, sha256: str, bbox: BBox | None = None) -> str:
+    """Descriptors are cached per (kind, model, image content, crop): no other model reads them."""
     crop = "" if bbox is None else ":" + ",".join(f"{v:g}" for v in bbox)
-    return f"desc:{model_id}:{sha256}{crop}"
+    return f"{kind}:{model_id}:{sha256}{crop}"
 
 
 class SearchPipeline:
@@ -161,43 +205,58 @@ class SearchPipeline:
         cache: DescriptorCache | None = None,
         reranker: Reranker | None = None,
         knobs: SearchKnobs | None = None,
+        local_features: bool = False,
     ) -> None:
         self.extractor = extractor
         self.searcher = searcher
-        self.knobs = knobs or SearchKnobs()
         self.cache = cache if cache is not None else LRUCache(0)
         self.reranker = reranker if reranker is not None else NoRerank()
+        self.knobs = knobs or SearchKnobs()
+        #: Extract and store local features when adding images.
+        self.local_features = local_features
 
-    def describe(self, data: bytes, bbox: BBox | None = None) -> tuple[np.ndarray, bool]:
-        """The query descriptor of ``data`` and whether it came from the cache."""
-        key = cache_key(self.extractor.model_id, sha256_hex(data), bbox)
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached, True
-        vector = self.extractor.describe([data], [bbox])[0]
-        self.cache.put(key, vector)
-        return vector, False
+    def describe(
+        self, data: bytes, bbox: BBox | None = None, local: bool = False
+    ) -> tuple[QueryFeatures, bool]:
+        """The query's features and whether they all came from the cache."""
+        sha = sha256_hex(data)
+        global_key = cache_key("desc", self.extractor.model_id, sha, bbox)
+        local_key = cache_key("local", self.extractor.local_id, sha, bbox)
+        vector = self.cache.get(global_key)
+        local_bytes = self.cache.get(local_key) if local else None
+        need_global, need_local = vector is None, local and local_bytes is None
+        if need_global or need_local:
+            got = self.extractor.extract([data], [bbox], global_=need_global, local=need_local)
+            if got.vectors is not None:
+                vector = got.vectors[0]
+                self.cache.put(global_key, vector)
+            if got.local is not None:
+                local_bytes = got.local[0].to_bytes()
+                self.cache.put(local_key, local_bytes)
+        local_features = LocalFeatures.from_bytes(local_bytes) if local_bytes else None
+        assert vector is not None
+        return QueryFeatures(vector, local_features), not (need_global or need_local)
 
     def search(
         self,
         data: bytes,
         k: int,
         bbox: BBox | None = None,
-        shortlist: int | None = None,
         knobs: SearchKnobs | None = None,
+        rerank: RerankConfig | None = None,
     ) -> SearchResult:
         """Top-``k`` for an uploaded image, optionally cropped to ``bbox``.
 
-        ``shortlist`` is how many ANN hits the reranker sees (at least ``k``); ``knobs``
-        override the pipeline's default search knobs for this request.
+        ``knobs`` and ``rerank`` override the pipeline's defaults for this request.
         """
+        config = rerank or self.reranker.config
         t0 = time.perf_counter()
-        vector, cached = self.describe(data, bbox)
+        query, cached = self.describe(data, bbox, local=config.needs_local)
         t1 = time.perf_counter()
-        knobs = _merge(self.knobs, knobs)
-        hits = self.searcher.search(vector[None, :], max(k, shortlist or k), knobs)[0]
+        shortlist = max(k, config.shortlist if config.stages else k)
+        hits = self.searcher.search(query.vector[None, :], shortlist, _merge(self.knobs, knobs))[0]
         t2 = time.perf_counter()
-        hits = self.reranker.rerank(vector, hits, k)
+        result = self.reranker.rerank(query, hits, k, config, _merge(self.knobs, knobs))
         t3 = time.perf_counter()
         timings = {
             "extract": (t1 - t0) * 1e3,
@@ -205,12 +264,21 @@ class SearchPipeline:
             "rerank": (t3 - t2) * 1e3,
             "total": (t3 - t0) * 1e3,
         }
-        return SearchResult(hits, self.extractor.model_id, cached, timings)
+        return SearchResult(
+            result.hits,
+            self.extractor.model_id,
+            cached,
+            result.no_confident_match,
+            timings,
+            {**config.describe(), **result.details},
+        )
 
     def add(self, ext_id: str, data: bytes, metadata: dict[str, Any] | None = None) -> Item:
         """Describe ``data`` and add (or replace) it under ``ext_id``; durable on return."""
-        vector = self.extractor.describe([data])[0]
-        item = Item(ext_id, vector, sha256_hex(data), metadata or {})
+        got = self.extractor.extract([data], local=self.local_features)
+        assert got.vectors is not None
+        local = got.local[0].to_bytes() if got.local else None
+        item = Item(ext_id, got.vectors[0], sha256_hex(data), metadata or {}, local)
         self.searcher.add([item])
         return item
 
@@ -223,13 +291,3 @@ def _merge(base: SearchKnobs, override: SearchKnobs | None) -> SearchKnobs:
         ef_search=override.ef_search or base.ef_search,
         k_factor=override.k_factor or base.k_factor,
     )
-
-
-#: Re-ranking methods ``eval --rerank`` and the API accept (the re-ranking issue adds more).
-RERANK_METHODS = ("none",)
-
-
-def make_reranker(name: str) -> Reranker:
-    if name == "none":
-        return NoRerank()
-    raise ConfigError(f"unknown re-ranking method {name!r}; choose one of {RERANK_METHODS}")

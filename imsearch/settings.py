@@ -15,6 +15,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from imsearch.features.extractor import MULTI_SCALES, ModelConfig, Pooling
 from imsearch.images import ImageLimits
 from imsearch.index.vectors import SearchKnobs
+from imsearch.rerank.reranker import RerankConfig
+
+_MODEL_DEFAULTS = ModelConfig.model_fields
 
 
 def parse_scales(value: Any) -> Any:
@@ -38,14 +41,15 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var/data")
 
     # -- descriptor model (see ModelConfig) -----------------------------------------------------
-    backbone: str = "efficientnet_lite2"
+    # Defaults are ModelConfig's (the shipped configuration): one source of truth.
+    backbone: str = _MODEL_DEFAULTS["backbone"].default
     weights: Path | None = None
-    cut: Literal["blocks", "head"] = "blocks"
-    pooling: Pooling = "gem"
-    gem_p: float = 3.0
-    max_side: int = 1024
-    scales: Annotated[tuple[float, ...], NoDecode] = MULTI_SCALES
-    regions: int = 0
+    cut: Literal["blocks", "head"] = _MODEL_DEFAULTS["cut"].default
+    pooling: Pooling = _MODEL_DEFAULTS["pooling"].default
+    gem_p: float = _MODEL_DEFAULTS["gem_p"].default
+    max_side: int = _MODEL_DEFAULTS["max_side"].default
+    scales: Annotated[tuple[float, ...], NoDecode] = _MODEL_DEFAULTS["scales"].default
+    regions: int = _MODEL_DEFAULTS["regions"].default
     device: str = "auto"
     batch_size: int = Field(8, ge=1, le=256)
 
@@ -63,6 +67,22 @@ class Settings(BaseSettings):
     whitening_shrinkage: float = Field(1.0, ge=0.0)
     whitening_dim: int | None = None
     whitening_min_images: int = Field(100, ge=3)
+
+    # -- local features and re-ranking -------------------------------------------------------
+    #: Extract RootSIFT local features when indexing (needed by ``spatial`` re-ranking).
+    local_features: bool = True
+    local_max_side: int = Field(800, ge=64, le=4096)
+    local_max_keypoints: int = Field(1000, ge=16, le=10_000)
+    #: Visual words learned from the collection once it has ``vocabulary_min_images``.
+    vocabulary_words: int = Field(16384, ge=16)
+    vocabulary_min_images: int = Field(50, ge=1)
+    #: Default re-ranking: ``none`` or a ``+``-joined combination of qe, dba, diffusion, spatial.
+    rerank: str = "spatial"
+    rerank_m: int = Field(20, ge=1, le=1000)
+    rerank_min_inliers: int = Field(20, ge=4)
+    rerank_early_exit: int | None = None
+    rerank_shortlist: int = Field(100, ge=1)
+    rerank_workers: int = Field(2, ge=1, le=64)
 
     # -- uploads and queries -------------------------------------------------------------------
     max_upload_bytes: int = 25 * 1024 * 1024
@@ -92,6 +112,15 @@ class Settings(BaseSettings):
             max_side=self.max_side,
             scales=self.scales,
             regions=self.regions,
+        )
+
+    def rerank_config(self) -> RerankConfig:
+        return RerankConfig(
+            method=self.rerank,
+            m=self.rerank_m,
+            min_inliers=self.rerank_min_inliers,
+            early_exit_inliers=self.rerank_early_exit,
+            shortlist=self.rerank_shortlist,
         )
 
     def search_knobs(self) -> SearchKnobs:

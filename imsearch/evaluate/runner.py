@@ -3,84 +3,147 @@
 The queries go through the same :class:`~imsearch.pipeline.SearchPipeline` as the API (with the
 descriptor cache off, so every query pays for its extraction), and each returns a ranking of the
 whole database so mAP is exact.
+
+Options that change the benchmark, all recorded in the report:
+
+* ``exclude_db``: glob patterns of database ids left out; queries whose positives are all left
+  out become *no-match* queries (their object is not in the collection);
+* ``distractors``: a folder of extra database images, none of them a positive;
+* ``rotate``: rotate every query photo by 90, 180 or 270 degrees (counter-clockwise).
 """
 
 from __future__ import annotations
 
+import fnmatch
+import io
 import tempfile
 import time
 from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
-from imsearch.evaluate.datasets import Dataset
-from imsearch.evaluate.metrics import evaluate_rankings
-from imsearch.features.extractor import Extractor
-from imsearch.index.store import IndexStore
-from imsearch.indexing import index_files, maybe_learn_whitening
-from imsearch.pipeline import LocalExtractor, SearchPipeline, make_reranker
+from imsearch.engine import Engine, open_engine
+from imsearch.errors import ConfigError
+from imsearch.evaluate.datasets import Dataset, Query
+from imsearch.evaluate.metrics import GroundTruth, evaluate_rankings
+from imsearch.images import decode_image, list_images
+from imsearch.indexing import (
+    IndexReport,
+    index_files,
+    maybe_learn_vocabulary,
+    maybe_learn_whitening,
+)
+from imsearch.pipeline import SearchResult
+from imsearch.rerank.reranker import RerankConfig
 from imsearch.settings import Settings
 
 KAPPAS = (1, 5, 10)
 RECALL_KS = (1, 10, 100)
+_STAGES = ("extract", "search", "rerank", "total")
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    rerank: RerankConfig = field(default_factory=RerankConfig)
+    data_dir: Path | None = None
+    exclude_db: tuple[str, ...] = ()
+    distractors: Path | None = None
+    rotate: int = 0
+
+
+def exclude(dataset: Dataset, patterns: tuple[str, ...]) -> Dataset:
+    """The dataset without database ids matching ``patterns`` (ground truth re-indexed)."""
+    if not patterns:
+        return dataset
+    keep = [
+        i
+        for i, image_id in enumerate(dataset.database_ids)
+        if not any(fnmatch.fnmatchcase(image_id, p) for p in patterns)
+    ]
+    new_index = {old: new for new, old in enumerate(keep)}
+
+    def remap(ids: Any) -> list[int]:
+        return [new_index[i] for i in ids if i in new_index]
+
+    queries = [
+        replace(q, gt=GroundTruth(ok=remap(q.gt.ok), junk=remap(q.gt.junk)))
+        for q in dataset.queries
+    ]
+    return replace(
+        dataset,
+        database_ids=[dataset.database_ids[i] for i in keep],
+        database_paths=[dataset.database_paths[i] for i in keep],
+        queries=queries,
+    )
 
 
 def run_eval(
-    dataset: Dataset,
-    settings: Settings,
-    data_dir: Path | None = None,
-    rerank: str = "none",
-    extractor: Extractor | None = None,
-    progress: bool = True,
+    dataset: Dataset, settings: Settings, options: EvalOptions | None = None, progress: bool = True
 ) -> dict[str, Any]:
     """Evaluate ``settings`` on ``dataset``; returns the report written by ``eval --json``."""
-    extractor = extractor or Extractor(settings.model(), settings.device, settings.batch_size)
+    options = options or EvalOptions()
+    if options.rotate not in (0, 90, 180, 270):
+        raise ConfigError("rotate must be 0, 90, 180 or 270")
+    dataset = exclude(dataset, options.exclude_db)
     with ExitStack() as stack:
-        if data_dir is None:
-            data_dir = Path(
-                stack.enter_context(tempfile.TemporaryDirectory(prefix="imsearch-eval-"))
+        data_dir = options.data_dir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="imsearch-eval-"))
+        )
+        local = settings.local_features and options.rerank.needs_local
+        engine = open_engine(
+            settings.model_copy(
+                update={
+                    "data_dir": data_dir,
+                    "cache_size": 0,
+                    "local_features": local,
+                    "rerank": options.rerank.method,
+                }
             )
-        store = IndexStore(data_dir, extractor.model_id, extractor.dim, settings.index_spec)
-        stack.callback(store.close)
-        files = [
-            (path, image_id, path.relative_to(dataset.root))
-            for path, image_id in zip(dataset.database_paths, dataset.database_ids, strict=True)
-        ]
-        report = index_files(
-            files, store, extractor, settings.image_limits(), settings.batch_size, progress
         )
-        whitening = maybe_learn_whitening(store, settings)
-        pipeline = SearchPipeline(
-            LocalExtractor(extractor, settings.image_limits()),
-            store,
-            reranker=make_reranker(rerank),
-            knobs=settings.search_knobs(),
-        )
-        rankings, timings = _run_queries(dataset, pipeline, len(store), progress)
-        stats = store.stats()
+        stack.callback(engine.close)
+        report, n_distractors = _index(engine, dataset, options, progress)
+        whitening = maybe_learn_whitening(engine.store, settings)
+        vocabulary = maybe_learn_vocabulary(engine.local, settings)
+        ids = list(dataset.database_ids)
+        index = {image_id: i for i, image_id in enumerate(ids)}
+        results = _run_queries(engine, dataset, options, len(engine.store), progress)
+        stats = engine.store.stats()
+    rankings = [
+        np.array([index.get(h.id, len(ids) + j) for j, h in enumerate(r.hits)], dtype=np.int64)
+        for r in results
+    ]
     metrics = evaluate_rankings(rankings, [q.gt for q in dataset.queries], KAPPAS, RECALL_KS)
+    timings = [r.timings_ms for r in results]
     total = np.array([t["total"] for t in timings])
     return {
         "dataset": dataset.name,
         "protocol": dataset.protocol or None,
-        "n_database": len(dataset.database_ids),
+        "n_database": len(ids) + n_distractors,
+        "n_distractors": n_distractors,
         "n_queries": metrics.n_queries,
         "map": metrics.map,
         **{f"mp@{k}": metrics.mp[k] for k in KAPPAS},
         **{f"recall@{k}": metrics.recall[k] for k in RECALL_KS},
+        **_no_match_scores(dataset.queries, results),
         "ms_per_query": {
             **{stage: float(np.mean([t[stage] for t in timings])) for stage in _STAGES},
             "total_p95": float(np.percentile(total, 95)) if len(total) else 0.0,
         },
         "extract_images_per_s": report.images_per_s,
         "index_failed": report.failed,
-        "model_id": extractor.model_id,
-        "index": stats["index"],
+        "model_id": engine.extractor.model_id,
+        "index": stats["index"]["factory"],
+        "index_build": stats["index"],
         "whitening": whitening,
-        "rerank": rerank,
+        "vocabulary": vocabulary,
+        "rerank": options.rerank.describe(),
+        "rotate": options.rotate,
+        "exclude_db": list(options.exclude_db),
         "settings": _settings_summary(settings),
         "ap_per_query": {
             q.id: (None if np.isnan(ap) else float(ap))
@@ -89,24 +152,77 @@ def run_eval(
     }
 
 
-_STAGES = ("extract", "search", "rerank", "total")
+def _index(
+    engine: Engine, dataset: Dataset, options: EvalOptions, progress: bool
+) -> tuple[IndexReport, int]:
+    files: list[tuple[Path, str | None, Path]] = [
+        (path, image_id, path.relative_to(dataset.root))
+        for path, image_id in zip(dataset.database_paths, dataset.database_ids, strict=True)
+    ]
+    n_distractors = 0
+    if options.distractors:
+        extra = list_images(options.distractors)
+        n_distractors = len(extra)
+        files += [
+            (
+                p,
+                f"distractor/{p.relative_to(options.distractors).with_suffix('').as_posix()}",
+                p.relative_to(options.distractors),
+            )
+            for p in extra
+        ]
+    settings = engine.settings
+    report = index_files(
+        files,
+        engine.store,
+        engine.extractor,
+        settings.image_limits(),
+        settings.batch_size,
+        progress,
+        engine.sift,
+    )
+    return report, n_distractors
 
 
 def _run_queries(
-    dataset: Dataset, pipeline: SearchPipeline, n_database: int, progress: bool
-) -> tuple[list[np.ndarray], list[dict[str, float]]]:
-    index = {image_id: i for i, image_id in enumerate(dataset.database_ids)}
-    rankings: list[np.ndarray] = []
-    timings: list[dict[str, float]] = []
+    engine: Engine, dataset: Dataset, options: EvalOptions, n_database: int, progress: bool
+) -> list[SearchResult]:
+    results = []
     for query in tqdm(dataset.queries, desc="queries", unit="q", disable=not progress):
-        data = query.path.read_bytes()
+        data = _query_bytes(query, options.rotate)
         started = time.perf_counter()
-        result = pipeline.search(data, k=n_database, bbox=query.bbox)
-        # Reading the file is part of a query's cost in the API too (the upload).
+        result = engine.pipeline.search(data, k=n_database, bbox=query.bbox, rerank=options.rerank)
+        # Reading and decoding the upload is part of a query's cost in the API too.
         result.timings_ms["total"] = (time.perf_counter() - started) * 1e3
-        rankings.append(np.array([index[h.id] for h in result.hits], dtype=np.int64))
-        timings.append(result.timings_ms)
-    return rankings, timings
+        results.append(result)
+    return results
+
+
+def _query_bytes(query: Query, rotate: int) -> bytes:
+    data = query.path.read_bytes()
+    if not rotate:
+        return data
+    if query.bbox is not None:
+        raise ConfigError("rotating queries that have a box is not supported")
+    buffer = io.BytesIO()
+    decode_image(data).rotate(rotate, expand=True, resample=Image.Resampling.NEAREST).save(
+        buffer, format="JPEG", quality=95
+    )
+    return buffer.getvalue()
+
+
+def _no_match_scores(queries: list[Query], results: list[SearchResult]) -> dict[str, float | None]:
+    """How well "no confident match" separates absent objects from present ones."""
+    if any(r.no_confident_match is None for r in results):
+        return {"no_match_recall": None, "false_no_match_rate": None, "n_no_match_queries": 0}
+    answered = [bool(r.no_confident_match) for r in results]
+    absent = [a for q, a in zip(queries, answered, strict=True) if not q.gt.ok]
+    present = [a for q, a in zip(queries, answered, strict=True) if q.gt.ok]
+    return {
+        "no_match_recall": float(np.mean(absent)) if absent else None,
+        "false_no_match_rate": float(np.mean(present)) if present else None,
+        "n_no_match_queries": len(absent),
+    }
 
 
 def _settings_summary(settings: Settings) -> dict[str, Any]:
@@ -123,6 +239,10 @@ def _settings_summary(settings: Settings) -> dict[str, Any]:
         "whitening_shrinkage",
         "whitening_dim",
         "device",
+        "local_features",
+        "local_max_side",
+        "local_max_keypoints",
+        "vocabulary_words",
     )
     dumped = settings.model_dump(mode="json")
     return {key: dumped[key] for key in keep}
@@ -131,17 +251,16 @@ def _settings_summary(settings: Settings) -> dict[str, Any]:
 def format_table(result: dict[str, Any]) -> str:
     """A readable summary of an eval report."""
     ms = result["ms_per_query"]
+    rerank = ", ".join(f"{k}={v}" for k, v in result["rerank"].items())
     rows = [
         (
             "dataset",
-            f"{result['dataset']} ({result['n_queries']} queries, "
+            f"{result['dataset']} ({result['n_queries']} queries with positives, "
             f"{result['n_database']} database images)",
         ),
         ("model", result["model_id"]),
-        (
-            "index / whitening / rerank",
-            f"{result['index']} / {result['whitening']} / {result['rerank']}",
-        ),
+        ("index / whitening", f"{result['index']} / {result['whitening']}"),
+        ("re-ranking", rerank),
         ("mAP", f"{100 * result['map']:.2f}"),
         ("mP@1 / @5 / @10", " / ".join(f"{100 * result[f'mp@{k}']:.2f}" for k in KAPPAS)),
         (
@@ -150,11 +269,20 @@ def format_table(result: dict[str, Any]) -> str:
         ),
         (
             "ms per query (extract / search / rerank)",
-            f"{ms['extract']:.1f} / {ms['search']:.2f} / {ms['rerank']:.2f}",
+            f"{ms['extract']:.1f} / {ms['search']:.2f} / {ms['rerank']:.1f}",
         ),
         ("ms per query total (mean / p95)", f"{ms['total']:.1f} / {ms['total_p95']:.1f}"),
         ("database extraction", f"{result['extract_images_per_s']:.2f} images/s"),
     ]
+    if result.get("no_match_recall") is not None or result.get("false_no_match_rate") is not None:
+        recall = result["no_match_recall"]
+        rows.append(
+            (
+                "no-match recall / false no-match rate",
+                f"{'–' if recall is None else f'{100 * recall:.1f}'} / "
+                f"{100 * (result['false_no_match_rate'] or 0):.1f}",
+            )
+        )
     if result["index_failed"]:
         rows.append(("unreadable database images", str(len(result["index_failed"]))))
     width = max(len(name) for name, _ in rows)

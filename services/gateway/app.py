@@ -26,16 +26,24 @@ from services.common.uploads import read_upload
 
 class SearchHit(BaseModel):
     id: str
-    score: float
+    score: float = Field(description="Ranking score, decreasing down the list.")
+    global_score: float = Field(description="Cosine similarity of the global descriptors.")
+    inliers: int | None = Field(None, description="Geometric verification inliers, if checked.")
+    verified: bool = Field(False, description="Confirmed by geometric verification.")
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
 class SearchResponse(BaseModel):
     results: list[SearchHit]
     k: int
+    no_confident_match: bool | None = Field(
+        description="True when no result was verified geometrically (the object is probably "
+        "not in the collection); null when the re-ranking does not verify."
+    )
     model_id: str
-    cached: bool = Field(description="The query descriptor came from the cache.")
+    cached: bool = Field(description="The query descriptors came from the cache.")
     timings_ms: dict[str, float] = Field(description="extract, search, rerank, total")
+    rerank: dict[str, Any] = Field(description="The re-ranking method and its parameters.")
 
 
 class Health(BaseModel):
@@ -75,18 +83,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if k > settings.max_k:
             raise ConfigError(f"k must be at most {settings.max_k}")
         data = await read_upload(image, settings.max_upload_bytes)
-        assert engine.pipeline is not None
         result = await run_in_threadpool(engine.pipeline.search, data, k)
         metadata = engine.store.metadata([h.id for h in result.hits])
         return SearchResponse(
             results=[
-                SearchHit(id=h.id, score=h.score, metadata=metadata.get(h.id, {}))
+                SearchHit(
+                    id=h.id,
+                    score=h.score,
+                    global_score=h.global_score,
+                    inliers=h.inliers,
+                    verified=h.verified,
+                    metadata=metadata.get(h.id, {}),
+                )
                 for h in result.hits
             ],
             k=k,
+            no_confident_match=result.no_confident_match,
             model_id=result.model_id,
             cached=result.cached,
             timings_ms=result.timings_ms,
+            rerank=result.rerank,
         )
 
     @app.get("/healthz", response_model=Health, tags=["health"])

@@ -29,6 +29,9 @@ KEYS = {
     "ms_per_query",
     "extract_images_per_s",
     "model_id",
+    "rerank",
+    "no_match_recall",
+    "false_no_match_rate",
 }
 
 
@@ -70,7 +73,8 @@ def test_index_query_resume(collection: Path, fast_env: dict[str, str]) -> None:
     assert payload["results"][0]["score"] >= payload["results"][1]["score"]
 
     text = run(["query", str(MINI / "images" / "canon_001.jpg")], fast_env).stdout
-    assert text.splitlines()[0].split()[-1] == "covers/ref_001"
+    rank, _, first, *verification = text.splitlines()[0].split()
+    assert (rank, first) == ("1", "covers/ref_001") and verification[-1] == "inliers"
 
 
 def test_identical_content_is_copied_not_recomputed(collection: Path, fast_env) -> None:
@@ -84,7 +88,7 @@ def test_query_errors_are_clear(tmp_path: Path, collection: Path, fast_env) -> N
     assert missing.returncode == 2 and "index_not_ready" in missing.stderr
 
     run(["index", str(collection), "--no-progress"], fast_env)
-    other_model = dict(fast_env, IMSEARCH_POOLING="mac")
+    other_model = dict(fast_env, IMSEARCH_POOLING="gem")
     mismatch = run(["query", str(MINI / "images" / "canon_001.jpg")], other_model, check=False)
     assert mismatch.returncode == 2 and "model_mismatch" in mismatch.stderr
 
@@ -105,7 +109,24 @@ def test_eval_writes_the_report(tmp_path: Path, fast_env) -> None:
     assert 0.0 < report["map"] <= 1.0 and report["recall@10"] == 1.0
     assert set(report["ms_per_query"]) == {"extract", "search", "rerank", "total", "total_p95"}
     assert report["extract_images_per_s"] > 0
+    assert report["rerank"] == {"method": "none"} and report["no_match_recall"] is None
     assert "mAP" in proc.stdout and report["model_id"] in proc.stdout
+
+
+def test_eval_spatial_with_absent_objects(tmp_path: Path, fast_env) -> None:
+    """Verification puts every cover first; queries of left-out covers get "no match"."""
+    out_json = tmp_path / "spatial.json"
+    env = dict(fast_env, IMSEARCH_VOCABULARY_MIN_IMAGES="4", IMSEARCH_VOCABULARY_WORDS="512")
+    args = ["eval", str(MINI), "--json", str(out_json), "--rerank", "spatial", "--m", "5"]
+    run([*args, "--exclude-db", "ref_005", "--exclude-db", "ref_006", "--no-progress"], env)
+    report = json.loads(out_json.read_text())
+    assert report["rerank"]["method"] == "spatial" and report["rerank"]["m"] == 5
+    assert report["n_database"] == 8 and report["n_queries"] == 4
+    assert report["map"] == 1.0 and report["mp@1"] == 1.0
+    assert report["n_no_match_queries"] == 2 and report["no_match_recall"] == 1.0
+    assert report["false_no_match_rate"] == 0.0
+    assert report["vocabulary"].startswith("learned")
+    assert report["ms_per_query"]["rerank"] > 0
 
 
 def test_eval_revisited_layout_crops_queries(tmp_path: Path, fast_env) -> None:

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from imsearch.features.local import SiftExtractor
 from imsearch.index.store import IndexStore
 from imsearch.indexing import index_directory
 from imsearch.settings import Settings
@@ -36,7 +37,8 @@ def server(tmp_path_factory, fast_extractor) -> Iterator[str]:
     for path in (MINI / "images").glob("*.jpg"):
         if path.stem.startswith(("ref_", "wall_")):
             (root / path.name).write_bytes(path.read_bytes())
-    index_directory(root, store, fast_extractor, settings.image_limits(), progress=False)
+    sift = SiftExtractor(settings.local_max_side, settings.local_max_keypoints)
+    index_directory(root, store, fast_extractor, settings.image_limits(), progress=False, sift=sift)
     store.close()
 
     port = free_port()

@@ -1,0 +1,1 @@
+"""Stage three: query expansion, DBA, diffusion, and local-feature verification."""

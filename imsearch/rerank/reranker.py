@@ -1,0 +1,311 @@
+"""Stage three: re-rank a query's first-stage hits with any combination of methods.
+
+A method string joins stages with ``+`` and they run in this order: ``qe`` (α-query
+expansion), ``dba`` (database-side augmentation), ``diffusion``, then ``spatial`` (local
+features). ``none`` keeps the first-stage order. ``spatial``:
+
+1. builds the candidate list from the visual-word shortlist *and* the global hits, taken in
+   turns (visual 1st, global 1st, visual 2nd, …, duplicates skipped), so each first stage
+   puts its best half of the ``m`` candidates under verification whatever the other thinks —
+   rank fusion (RRF) measured worse: an image found only by one list sinks below images that
+   are mediocre in both (docs/BENCHMARKS.md);
+2. verifies the top ``m`` candidates geometrically (RootSIFT + MAGSAC homography), in parallel;
+3. puts the verified ones (``inliers ≥ min_inliers``) first by inliers, then the rest in the
+   merged order, and answers ``no_confident_match`` when none verified.
+
+Scores in the result decrease down the list. Without ``spatial`` a hit's score is its cosine
+(or diffusion score); with it, a verified hit scores ``inliers + cosine`` (at least
+``min_inliers``) and any other hit ``1 / (2 + position in the merged list)``, at most 0.5.
+``global_score`` is always the cosine of the global descriptors in the index's space.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from imsearch.errors import ConfigError
+from imsearch.features.local import LocalFeatures
+from imsearch.index.store import IndexStore
+from imsearch.index.vectors import SearchKnobs
+from imsearch.rerank.global_rerank import DatabaseGraph, diffuse, expand_query
+from imsearch.rerank.local_index import LocalIndex
+from imsearch.rerank.spatial import VerifyParams
+
+STAGES = ("qe", "dba", "diffusion", "spatial")
+
+
+@dataclass(frozen=True)
+class RerankConfig:
+    """Re-ranking settings; any field can be overridden per request."""
+
+    method: str = "spatial"
+    #: Candidates verified geometrically (``spatial``).
+    m: int = 20
+    #: Inliers a candidate needs to count as a confident match.
+    min_inliers: int = 20
+    #: Stop verifying once a candidate has this many inliers (None: verify all ``m``).
+    early_exit_inliers: int | None = None
+    #: First-stage hits the global stages and the fusion look at.
+    shortlist: int = 100
+    qe_n: int = 2
+    qe_alpha: float = 3.0
+    dba_n: int = 3
+    dba_alpha: float = 3.0
+    diffusion_k: int = 30
+    diffusion_alpha: float = 0.9
+    diffusion_gamma: float = 3.0
+    ratio: float = 0.8
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        if self.method in ("", "none"):
+            return ()
+        parts = tuple(p.strip() for p in self.method.split("+"))
+        unknown = [p for p in parts if p not in STAGES]
+        if unknown:
+            raise ConfigError(
+                f"unknown re-ranking method {self.method!r}: use none or a '+'-joined "
+                f"combination of {', '.join(STAGES)}"
+            )
+        return tuple(s for s in STAGES if s in parts)
+
+    @property
+    def needs_local(self) -> bool:
+        return "spatial" in self.stages
+
+    def describe(self) -> dict[str, Any]:
+        """What eval reports under ``rerank``."""
+        stages = self.stages
+        out: dict[str, Any] = {"method": self.method}
+        if "spatial" in stages:
+            out.update(
+                m=self.m,
+                min_inliers=self.min_inliers,
+                ratio=self.ratio,
+                early_exit_inliers=self.early_exit_inliers,
+            )
+        if "qe" in stages:
+            out.update(qe_n=self.qe_n, qe_alpha=self.qe_alpha)
+        if "dba" in stages:
+            out.update(dba_n=self.dba_n, dba_alpha=self.dba_alpha)
+        if "diffusion" in stages:
+            out.update(
+                diffusion_k=self.diffusion_k,
+                diffusion_alpha=self.diffusion_alpha,
+                diffusion_gamma=self.diffusion_gamma,
+            )
+        if stages:
+            out["shortlist"] = self.shortlist
+        return out
+
+
+@dataclass(frozen=True)
+class QueryFeatures:
+    """What the extractor gives for a query: the raw global descriptor and local features."""
+
+    vector: np.ndarray
+    local: LocalFeatures | None = None
+
+
+@dataclass(frozen=True)
+class RankedHit:
+    id: str
+    score: float
+    global_score: float
+    inliers: int | None = None
+    verified: bool = False
+
+
+@dataclass
+class RerankResult:
+    hits: list[RankedHit]
+    #: True when spatial verification found no candidate with enough inliers; None without it.
+    no_confident_match: bool | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Reranker:
+    """Runs the configured stages over an embedded store and local index."""
+
+    def __init__(
+        self,
+        store: IndexStore,
+        local: LocalIndex | None = None,
+        config: RerankConfig | None = None,
+        workers: int = 2,
+    ) -> None:
+        self.store = store
+        self.local = local
+        self.config = config or RerankConfig()
+        self.config.stages  # noqa: B018 - validate the method early
+        self.graph = DatabaseGraph()
+        self._graph_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="verify")
+        store.subscribe(self)
+
+    def apply(self, added: Any, removed: Any) -> None:  # store log listener
+        self.graph.mark_dirty()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+
+    def rerank(
+        self,
+        query: QueryFeatures,
+        hits: list[Any],
+        k: int,
+        config: RerankConfig | None = None,
+        knobs: SearchKnobs | None = None,
+    ) -> RerankResult:
+        """Re-rank first-stage ``hits`` (objects with ``id`` and ``score``), keep ``k``."""
+        config = config or self.config
+        stages = config.stages
+        ranked = [RankedHit(h.id, h.score, h.score) for h in hits]
+        q = self.store.transform(query.vector)[0]
+        if "qe" in stages and ranked:
+            ranked = self._query_expansion(q, ranked, config, knobs)
+        if "dba" in stages and ranked:
+            ranked = self._dba(q, ranked, config)
+        if "diffusion" in stages and ranked:
+            ranked = self._diffusion(q, ranked, config, knobs)
+        if "spatial" not in stages:
+            return RerankResult(ranked[:k])
+        if self.local is None:
+            raise ConfigError("spatial re-ranking needs local features (IMSEARCH_LOCAL_FEATURES)")
+        if query.local is None:
+            raise ConfigError("spatial re-ranking needs the query's local features")
+        return self._spatial(q, query.local, ranked, k, config)
+
+    # -- global stages ---------------------------------------------------------------------------
+
+    def _query_expansion(
+        self,
+        q: np.ndarray,
+        ranked: list[RankedHit],
+        config: RerankConfig,
+        knobs: SearchKnobs | None,
+    ) -> list[RankedHit]:
+        top = ranked[: config.qe_n]
+        vectors = self.store.vectors([h.id for h in top])
+        neighbours = np.stack([vectors[h.id] for h in top])
+        scores = np.array([h.global_score for h in top])
+        expanded = expand_query(q, neighbours, scores, config.qe_n, config.qe_alpha)
+        hits = self.store.search_transformed(expanded[None], len(ranked), knobs)[0]
+        return [RankedHit(h.id, h.score, h.score) for h in hits]
+
+    def _database(self) -> DatabaseGraph:
+        with self._graph_lock:
+            if self.graph.dirty:
+                self.graph.load(*self.store.all_vectors())
+            return self.graph
+
+    def _dba(self, q: np.ndarray, ranked: list[RankedHit], config: RerankConfig) -> list[RankedHit]:
+        graph = self._database()
+        augmented = graph.dba_vectors(config.dba_n, config.dba_alpha)
+        position = {image_id: i for i, image_id in enumerate(graph.ids)}
+        rows = [position[h.id] for h in ranked if h.id in position]
+        scores = augmented[rows] @ q
+        rescored = [
+            RankedHit(graph.ids[r], float(s), float(s)) for r, s in zip(rows, scores, strict=True)
+        ]
+        return sorted(rescored, key=lambda h: -h.score)
+
+    def _diffusion(
+        self,
+        q: np.ndarray,
+        ranked: list[RankedHit],
+        config: RerankConfig,
+        knobs: SearchKnobs | None,
+    ) -> list[RankedHit]:
+        graph = self._database()
+        matrix = graph.diffusion_matrix(config.diffusion_alpha, config.diffusion_gamma)
+        position = {image_id: i for i, image_id in enumerate(graph.ids)}
+        seeds = [h for h in ranked[: config.diffusion_k] if h.id in position]
+        scores = diffuse(
+            matrix,
+            np.array([h.global_score for h in seeds]),
+            np.array([position[h.id] for h in seeds]),
+            config.diffusion_gamma,
+        )
+        cosine = {h.id: h.global_score for h in ranked}
+        order = np.argsort(-scores)[: len(ranked)]
+        return [
+            RankedHit(
+                graph.ids[i],
+                float(scores[i]),
+                cosine.get(graph.ids[i], float(graph.vectors[i] @ q)),
+            )
+            for i in order
+        ]
+
+    # -- local stage ---------------------------------------------------------------------------
+
+    def _spatial(
+        self,
+        q: np.ndarray,
+        query_local: LocalFeatures,
+        ranked: list[RankedHit],
+        k: int,
+        config: RerankConfig,
+    ) -> RerankResult:
+        assert self.local is not None
+        catalog = self.store.catalog
+        visual = self.local.shortlist(query_local, max(config.m, config.shortlist))
+        visual_names = catalog.ext_ids([i for i, _ in visual])
+        visual_ids = [visual_names[i] for i, _ in visual if i in visual_names]
+        fused = _interleave(visual_ids, [h.id for h in ranked])  # id -> score, best first
+        cosine = {h.id: h.global_score for h in ranked}
+        missing = [i for i in fused if i not in cosine]
+        for image_id, vec in self.store.vectors(missing).items():
+            cosine[image_id] = float(vec @ q)
+        candidates = list(fused)[: config.m]
+        int_ids = catalog.int_ids_of(candidates)
+        params = VerifyParams(ratio=config.ratio, min_inliers=config.min_inliers)
+        checks = self.local.verify(
+            query_local,
+            [int_ids[c] for c in candidates if c in int_ids],
+            params,
+            self._pool,
+            config.early_exit_inliers,
+        )
+        names = {v: e for e, v in int_ids.items()}
+        inliers = {names[i]: v.inliers for i, v in checks.items()}
+        verified = sorted(
+            (c for c in candidates if inliers.get(c, 0) >= config.min_inliers),
+            key=lambda c: (-inliers[c], -cosine.get(c, 0.0)),
+        )
+        verified_set = set(verified)
+        out = [
+            RankedHit(c, inliers[c] + cosine.get(c, 0.0), cosine.get(c, 0.0), inliers[c], True)
+            for c in verified
+        ]
+        out += [
+            RankedHit(c, fused[c], cosine.get(c, 0.0), inliers.get(c))
+            for c in fused
+            if c not in verified_set
+        ]
+        details = {"verified": len(checks), "visual_shortlist": len(visual_ids)}
+        return RerankResult(out[:k], no_confident_match=not verified, details=details)
+
+
+def _interleave(*lists: list[str]) -> dict[str, float]:
+    """Merge ranked id lists by taking from each in turn (duplicates skipped).
+
+    Returns id → ``1 / (2 + position)``, in merged order.
+    """
+    merged: dict[str, float] = {}
+    for rank in range(max((len(ranking) for ranking in lists), default=0)):
+        for ranking in lists:
+            if rank < len(ranking) and ranking[rank] not in merged:
+                merged[ranking[rank]] = 1.0 / (2 + len(merged))
+    return merged
+
+
+def with_overrides(config: RerankConfig, **overrides: Any) -> RerankConfig:
+    """A copy of ``config`` with the non-None ``overrides`` applied."""
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,84 @@
+"""Geometric verification of candidate images with RootSIFT matches and a robust homography.
+
+For a query and a candidate: RootSIFT descriptors are matched both ways' nearest neighbour with
+Lowe's ratio test, then a homography is fitted with OpenCV's USAC MAGSAC++; the number of
+inliers is the verification score. A homography that folds the image (negative determinant) or
+shrinks/stretches it beyond ``max_scale`` is rejected: it is how random matches masquerade as a
+fit. A candidate counts as *verified* with at least ``min_inliers`` inliers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from imsearch.features.local import LocalFeatures
+
+
+@dataclass(frozen=True)
+class VerifyParams:
+    ratio: float = 0.8
+    min_inliers: int = 15
+    reproj_threshold: float = 8.0
+    max_scale: float = 10.0
+    max_iters: int = 2000
+
+
+@dataclass(frozen=True)
+class Verification:
+    inliers: int
+    matches: int
+
+    def verified(self, params: VerifyParams) -> bool:
+        return self.inliers >= params.min_inliers
+
+
+_NONE = Verification(0, 0)
+
+
+def ratio_matches(query: np.ndarray, candidate: np.ndarray, ratio: float) -> np.ndarray:
+    """``(n, 2)`` index pairs (query, candidate) that pass Lowe's ratio test."""
+    if len(query) < 2 or len(candidate) < 2:
+        return np.zeros((0, 2), dtype=np.int64)
+    matcher = cv2.BFMatcher(cv2.NORM_L2)
+    pairs = matcher.knnMatch(query, candidate, k=2)
+    good = [
+        (m.queryIdx, m.trainIdx)
+        for m, n in (p for p in pairs if len(p) == 2)
+        if m.distance < ratio * n.distance
+    ]
+    return np.array(good, dtype=np.int64).reshape(-1, 2)
+
+
+def verify(
+    query: LocalFeatures,
+    candidate: LocalFeatures,
+    params: VerifyParams,
+    query_rootsift: np.ndarray | None = None,
+) -> Verification:
+    """Inliers of the best homography from ``query`` to ``candidate``."""
+    q_desc = query.rootsift() if query_rootsift is None else query_rootsift
+    pairs = ratio_matches(q_desc, candidate.rootsift(), params.ratio)
+    if len(pairs) < 4:
+        return Verification(0, len(pairs))
+    src = query.xy[pairs[:, 0]].reshape(-1, 1, 2)
+    dst = candidate.xy[pairs[:, 1]].reshape(-1, 1, 2)
+    homography, mask = cv2.findHomography(
+        src,
+        dst,
+        cv2.USAC_MAGSAC,
+        params.reproj_threshold,
+        maxIters=params.max_iters,
+        confidence=0.999,
+    )
+    if homography is None or mask is None or not plausible(homography, params.max_scale):
+        return Verification(0, len(pairs))
+    return Verification(int(mask.sum()), len(pairs))
+
+
+def plausible(homography: np.ndarray, max_scale: float) -> bool:
+    """Reject folding or wildly scaling homographies (the usual shape of a false fit)."""
+    det = float(np.linalg.det(homography[:2, :2]))
+    return 1.0 / max_scale**2 < det < max_scale**2

@@ -1,0 +1,107 @@
+"""Local features, geometric verification, visual words and the global re-rankers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imsearch.errors import ConfigError, LocalFeatureError
+from imsearch.features.local import LocalFeatures, SiftExtractor
+from imsearch.images import load_image
+from imsearch.rerank.bow import BowIndex, Quantizer, learn_vocabulary
+from imsearch.rerank.global_rerank import DatabaseGraph, diffuse, expand_query, l2n
+from imsearch.rerank.reranker import RerankConfig, _interleave
+from imsearch.rerank.spatial import VerifyParams, plausible, verify
+from tests.conftest import MINI
+
+SIFT = SiftExtractor(max_side=640, max_keypoints=800)
+
+
+@pytest.fixture(scope="module")
+def local() -> dict[str, LocalFeatures]:
+    names = ["ref_001", "ref_002", "ref_003", "canon_001", "droid_002", "wall_altai"]
+    return {n: SIFT.extract(load_image(MINI / "images" / f"{n}.jpg")) for n in names}
+
+
+def test_sift_features_are_bounded_and_round_trip(local) -> None:
+    feats = local["ref_001"]
+    assert 100 < len(feats) <= 800 and feats.sift.dtype == np.uint8
+    again = LocalFeatures.from_bytes(feats.to_bytes())
+    np.testing.assert_array_equal(again.xy, feats.xy)
+    np.testing.assert_array_equal(again.sift, feats.sift)
+    assert (again.width, again.height) == (feats.width, feats.height)
+    np.testing.assert_allclose(np.linalg.norm(feats.rootsift(), axis=1), 1.0, atol=1e-4)
+    with pytest.raises(LocalFeatureError):
+        LocalFeatures.from_bytes(feats.to_bytes()[:-5])
+    blank = SIFT.extract(Image.new("RGB", (64, 64), "white"))
+    assert len(blank) == 0 and LocalFeatures.from_bytes(blank.to_bytes()).sift.shape == (0, 128)
+
+
+def test_a_photo_verifies_against_its_cover_only(local) -> None:
+    params = VerifyParams()
+    same = verify(local["canon_001"], local["ref_001"], params)
+    other = verify(local["canon_001"], local["ref_002"], params)
+    wall = verify(local["canon_001"], local["wall_altai"], params)
+    assert same.verified(params) and same.inliers >= 3 * max(other.inliers, wall.inliers, 1)
+    assert not other.verified(params) and not wall.verified(params)
+
+
+def test_verification_survives_rotation(local) -> None:
+    rotated = SIFT.extract(load_image(MINI / "images" / "droid_002.jpg").rotate(90, expand=True))
+    params = VerifyParams()
+    assert verify(rotated, local["ref_002"], params).verified(params)
+
+
+def test_implausible_homographies_are_rejected() -> None:
+    assert plausible(np.eye(3), 10.0)
+    assert not plausible(np.diag([-1.0, 1.0, 1.0]), 10.0)  # a mirror fold
+    assert not plausible(np.diag([50.0, 50.0, 1.0]), 10.0)
+
+
+def test_visual_words_shortlist_the_right_cover(local) -> None:
+    db = ["ref_001", "ref_002", "ref_003", "wall_altai"]
+    vocabulary = learn_vocabulary(np.concatenate([local[n].rootsift() for n in db]), 256)
+    quantizer = Quantizer(vocabulary)
+    index = BowIndex(quantizer.size)
+    for i, name in enumerate(db):
+        index.add(i, quantizer.assign(local[name].rootsift()))
+    assert index.search(quantizer.assign(local["canon_001"].rootsift()), 4)[0][0] == 0
+    assert index.search(quantizer.assign(local["droid_002"].rootsift()), 4)[0][0] == 1
+    index.remove([1])
+    assert 1 not in [i for i, _ in index.search(quantizer.assign(local["droid_002"].rootsift()), 4)]
+    assert len(index) == 3 and index.search(np.zeros(0, np.int64), 3) == []
+
+
+def test_query_expansion_moves_toward_neighbours() -> None:
+    q = l2n(np.array([1.0, 0.0, 0.0]))
+    neighbours = l2n(np.array([[0.8, 0.6, 0.0], [0.8, 0.0, 0.6]]))
+    expanded = expand_query(q, neighbours, np.array([0.8, 0.8]), 2, 3.0)
+    assert np.isclose(np.linalg.norm(expanded), 1.0)
+    assert expanded[1] > 0 and expanded[2] > 0 and expanded[0] < 1.0
+    np.testing.assert_allclose(expand_query(q, neighbours, np.array([0.8, 0.8]), 0, 3.0), q)
+
+
+def test_dba_and_diffusion_on_two_clusters() -> None:
+    rng = np.random.default_rng(0)
+    centres = l2n(rng.normal(size=(2, 16)))
+    vectors = l2n(np.repeat(centres, 10, axis=0) + 0.1 * rng.normal(size=(20, 16)))
+    graph = DatabaseGraph(k=5)
+    graph.load([f"v{i}" for i in range(20)], vectors)
+    dba = graph.dba_vectors(3, 3.0)
+    assert dba.shape == vectors.shape and np.allclose(np.linalg.norm(dba, axis=1), 1.0)
+    matrix = graph.diffusion_matrix(alpha=0.9, gamma=3.0)
+    # Seeded with one member of the first cluster, diffusion ranks that cluster first.
+    scores = diffuse(matrix, np.array([1.0]), np.array([0]), gamma=3.0)
+    assert set(np.argsort(-scores)[:10].tolist()) == set(range(10))
+
+
+def test_method_strings_and_fusion() -> None:
+    assert RerankConfig(method="spatial+qe").stages == ("qe", "spatial")
+    assert RerankConfig(method="none").stages == ()
+    assert RerankConfig(method="qe+spatial").needs_local
+    with pytest.raises(ConfigError, match="unknown re-ranking"):
+        RerankConfig(method="magic").stages  # noqa: B018
+    merged = _interleave(["a", "b", "c"], ["c", "a", "d"])
+    assert list(merged) == ["a", "c", "b", "d"]
+    assert list(merged.values()) == sorted(merged.values(), reverse=True)
