@@ -376,21 +376,42 @@ def bench_ann(
     json_out.parent.mkdir(parents=True, exist_ok=True)
     json_out.write_text(json.dumps({"rows": rows, "summary": summary}, indent=2))
     for n in size_list:
-        plot(rows, n, json_out.with_name(f"{json_out.stem}-{n}.png"))
+        name = f"{json_out.stem}.png" if len(size_list) == 1 else f"{json_out.stem}-{n}.png"
+        plot(rows, n, json_out.with_name(name))
     typer.echo(format_rows(rows))
 
 
 @app.command()
 def serve(
+    role: Annotated[
+        str,
+        typer.Option(help="all (embedded: everything here), gateway, extractor, search, rerank."),
+    ] = "all",
     data_dir: DataDir = None,
     host: Annotated[str | None, typer.Option(help="Interface to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
 ) -> None:
-    """Serve the engine over HTTP, everything in this process (the embedded mode)."""
+    """Serve over HTTP: the whole engine in this process, or one of the four services.
+
+    The gateway reaches the others through IMSEARCH_EXTRACTOR_URL, IMSEARCH_SEARCH_URL and
+    IMSEARCH_RERANK_URL (unset: that stage runs inside it) and caches in IMSEARCH_REDIS_URL.
+    """
+    import importlib
+    import os
+
+    modules = {
+        "all": "gateway",
+        "gateway": "gateway",
+        "extractor": "extractor",
+        "search": "search",
+        "rerank": "rerank",
+    }
+    if role not in modules:
+        raise typer.BadParameter(f"--role must be one of {', '.join(modules)}")
     try:
         import uvicorn
 
-        from services.gateway.app import create_app
+        factory = importlib.import_module(f"services.{modules[role]}.app").create_app
     except ImportError as exc:  # pragma: no cover - depends on the install
         typer.secho(
             f"serving needs the 'serve' extra: pip install -e '.[serve]' ({exc})",
@@ -399,7 +420,11 @@ def serve(
         )
         raise typer.Exit(code=2) from exc
     cfg = settings(data_dir=data_dir, host=host, port=port)
-    uvicorn.run(create_app(cfg), host=cfg.host, port=cfg.port, log_level="info")
+    if role == "all":
+        cfg = cfg.model_copy(update={"extractor_url": None, "search_url": None, "rerank_url": None})
+    # One process per service: torch and FAISS may use every core they are given.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    uvicorn.run(factory(cfg), host=cfg.host, port=cfg.port, log_level="info")
 
 
 def run() -> None:  # pragma: no cover - console entry

@@ -20,7 +20,8 @@ parse messages. The tree:
     │   ├── DimensionMismatch         (code: dimension_mismatch)
     │   └── UnknownId                 (code: unknown_id)
     ├── DatasetError                  (code: dataset_error)        bad eval dataset layout
-    └── ConfigError                   (code: config_error)         invalid settings / options
+    ├── ConfigError                   (code: config_error)         invalid settings / options
+    └── DependencyUnavailable         (code: dependency_unavailable) a service down or too slow
 """
 
 from __future__ import annotations
@@ -100,10 +101,26 @@ class ConfigError(ImsearchError):
     code = "config_error"
 
 
+class DependencyUnavailable(ImsearchError):
+    code = "dependency_unavailable"
+
+
+def error_class(code: str) -> type[ImsearchError]:
+    """The error class with this stable ``code`` (for errors relayed between services)."""
+    stack: list[type[ImsearchError]] = [ImsearchError]
+    while stack:
+        cls = stack.pop()
+        if cls.code == code:
+            return cls
+        stack.extend(cls.__subclasses__())
+    return ImsearchError
+
+
 __all__ = [
     "CheckpointError",
     "ConfigError",
     "DatasetError",
+    "DependencyUnavailable",
     "DimensionMismatch",
     "EmptyImage",
     "ImageDecodeError",
@@ -118,4 +135,5 @@ __all__ = [
     "UnknownBackbone",
     "UnknownId",
     "UnsupportedImageFormat",
+    "error_class",
 ]

@@ -244,3 +244,17 @@ def maybe_learn_vocabulary(local: LocalIndex | None, settings: Settings) -> str:
         return message
     words = local.learn_vocabulary(settings.vocabulary_words, settings.vocabulary_min_images)
     return f"learned {words} words from {count} images"
+
+
+def maintain_collection(
+    store: IndexStore, local: LocalIndex | None, settings: Settings
+) -> dict[str, str]:
+    """Periodic upkeep of a served collection: learn the whitening and the vocabulary once the
+    collection is large enough, and snapshot what the log holds (keeps restarts fast)."""
+    done = {"whitening": maybe_learn_whitening(store, settings)}
+    if local is not None:
+        done["vocabulary"] = maybe_learn_vocabulary(local, settings)
+    if store.pending_ops():
+        store.snapshot()
+        done["snapshot"] = "written"
+    return done

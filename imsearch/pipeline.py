@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+from PIL import Image
 
 from imsearch.features.extractor import Extractor
 from imsearch.features.local import LocalFeatures, SiftExtractor
@@ -54,14 +55,18 @@ class DescriptorExtractor(Protocol):
     ) -> Extracted: ...
 
 
-class Searcher(Protocol):
-    def search(
-        self, vectors: np.ndarray, k: int, knobs: SearchKnobs | None = None
-    ) -> list[list[Hit]]: ...
+class Writer(Protocol):
+    """Where added images go: the index, and the re-ranker's copy when it has its own."""
 
     def add(self, items: Sequence[Item]) -> list[int]: ...
 
     def delete(self, ext_ids: Sequence[str]) -> int: ...
+
+
+class Searcher(Writer, Protocol):
+    def search(
+        self, vectors: np.ndarray, k: int, knobs: SearchKnobs | None = None
+    ) -> list[list[Hit]]: ...
 
 
 class DescriptorCache(Protocol):
@@ -105,6 +110,15 @@ class InProcessExtractor:
     def local_id(self) -> str:
         return self.sift.config_id
 
+    def decode(self, data: bytes, box: BBox | None = None) -> Image.Image:
+        """Safe decoding at the resolution both descriptors need, cropped to ``box``."""
+        if box is None:
+            return decode_image(
+                data, self.limits, max(self.extractor.decode_side, self.sift.max_side)
+            )
+        # No draft decoding: the box is in the coordinates of the full-size image.
+        return crop_box(decode_image(data, self.limits), box)
+
     def extract(
         self,
         images: Sequence[bytes],
@@ -114,14 +128,7 @@ class InProcessExtractor:
     ) -> Extracted:
         """Decode each image once (cropped to its box, if any) and describe it."""
         boxes = boxes or [None] * len(images)
-        side = max(self.extractor.decode_side, self.sift.max_side)
-        decoded = []
-        for data, box in zip(images, boxes, strict=True):
-            if box is None:
-                decoded.append(decode_image(data, self.limits, side))
-            else:
-                # No draft decoding: the box is in the coordinates of the full-size image.
-                decoded.append(crop_box(decode_image(data, self.limits), box))
+        decoded = [self.decode(data, box) for data, box in zip(images, boxes, strict=True)]
         vectors = self.extractor.describe(decoded) if global_ else None
         local_features = [self.sift.extract(img) for img in decoded] if local else None
         return Extracted(vectors, local_features)
@@ -206,9 +213,12 @@ class SearchPipeline:
         reranker: Reranker | None = None,
         knobs: SearchKnobs | None = None,
         local_features: bool = False,
+        writers: Sequence[Writer] | None = None,
     ) -> None:
         self.extractor = extractor
         self.searcher = searcher
+        #: Every store an added image must reach (the searcher, plus a separate re-ranker's).
+        self.writers = list(writers) if writers is not None else [searcher]
         self.cache = cache if cache is not None else LRUCache(0)
         self.reranker = reranker if reranker is not None else NoRerank()
         self.knobs = knobs or SearchKnobs()
@@ -279,8 +289,14 @@ class SearchPipeline:
         assert got.vectors is not None
         local = got.local[0].to_bytes() if got.local else None
         item = Item(ext_id, got.vectors[0], sha256_hex(data), metadata or {}, local)
-        self.searcher.add([item])
+        for writer in self.writers:
+            writer.add([item])
         return item
+
+    def delete(self, ext_id: str) -> bool:
+        """Delete ``ext_id`` everywhere; True when the index had it."""
+        found = [writer.delete([ext_id]) for writer in self.writers]
+        return bool(found[0])
 
 
 def _merge(base: SearchKnobs, override: SearchKnobs | None) -> SearchKnobs:

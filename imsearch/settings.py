@@ -96,6 +96,22 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
 
+    # -- services (unset URL = that stage runs inside the gateway) ------------------------------
+    extractor_url: str | None = None
+    search_url: str | None = None
+    rerank_url: str | None = None
+    #: ``redis://host:port/db``; unset = the in-process LRU cache.
+    redis_url: str | None = None
+    cache_ttl_s: int = Field(7 * 24 * 3600, ge=1)
+    #: Per-call timeout towards another service, and retries (idempotent calls only).
+    service_timeout_s: float = Field(10.0, gt=0)
+    service_retries: int = Field(2, ge=0, le=10)
+    #: Extractor dynamic batching: wait up to this long to group concurrent requests.
+    batch_window_ms: float = Field(5.0, ge=0)
+    #: Search service as a read-only replica: serve the snapshot, reload it when it changes.
+    replica: bool = False
+    replica_poll_s: float = Field(5.0, gt=0)
+
     @field_validator("scales", mode="before")
     @classmethod
     def _scales(cls, value: Any) -> Any:

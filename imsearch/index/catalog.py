@@ -201,6 +201,18 @@ class Catalog:
             ).fetchall()
         return {int(i): str(e) for i, e in rows}
 
+    def info(self, ext_ids: Sequence[str]) -> dict[str, tuple[str | None, dict[str, Any]]]:
+        """Content hash and metadata of the ids that exist."""
+        if not ext_ids:
+            return {}
+        marks = ",".join("?" * len(ext_ids))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT ext_id, sha256, metadata FROM items WHERE ext_id IN ({marks})",
+                list(ext_ids),
+            ).fetchall()
+        return {str(e): (None if h is None else str(h), json.loads(m)) for e, h, m in rows}
+
     def metadata(self, ext_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         if not ext_ids:
             return {}

@@ -25,6 +25,7 @@ STATUS_BY_ERROR: tuple[tuple[type[E.ImsearchError], int], ...] = (
     (E.ConfigError, 400),
     (E.DatasetError, 400),
     (E.ModelError, 500),
+    (E.DependencyUnavailable, 503),
 )
 
 

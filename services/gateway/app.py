@@ -1,27 +1,42 @@
-"""The public API (gateway). In embedded mode every stage runs in this process.
+"""The public API (gateway). Each stage runs in this process or in its service (see compose).
 
-POST /v1/search   multipart ``image`` (+ query ``k``) → ranked ids with scores
-GET  /healthz     the process is up
-GET  /readyz      the model and the collection are loaded
-GET  /docs        OpenAPI
+POST   /v1/search             multipart ``image`` (+ k, rerank, m, min_inliers, knobs)
+POST   /v1/images             multipart ``image`` + ``id`` + ``metadata`` (JSON) → 201
+GET    /v1/images/{id}        content hash and metadata
+DELETE /v1/images/{id}
+GET    /v1/stats
+GET    /healthz /readyz /metrics, OpenAPI at /docs
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Annotated, Any
 
-from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from imsearch.engine import Engine, open_engine
-from imsearch.errors import ConfigError, IndexNotReady
+from imsearch.errors import ConfigError, IndexNotReady, UnknownId
+from imsearch.images import sha256_hex
+from imsearch.index.vectors import SearchKnobs
+from imsearch.pipeline import SearchResult
+from imsearch.rerank.reranker import with_overrides
 from imsearch.settings import Settings
-from services.common.errors import error_body, install_error_handlers
+from services.common.app import Health, service_app
+from services.common.errors import error_body
 from services.common.uploads import read_upload
+from services.gateway.compose import Gateway, compose
+
+log = logging.getLogger(__name__)
+
+MAINTENANCE_S = 60.0
+MAX_METADATA_BYTES = 16 * 1024
 
 
 class SearchHit(BaseModel):
@@ -40,51 +55,106 @@ class SearchResponse(BaseModel):
         description="True when no result was verified geometrically (the object is probably "
         "not in the collection); null when the re-ranking does not verify."
     )
+    cache: str = Field(description="hit: the query's descriptors came from the cache; else miss.")
     model_id: str
-    cached: bool = Field(description="The query descriptors came from the cache.")
     timings_ms: dict[str, float] = Field(description="extract, search, rerank, total")
     rerank: dict[str, Any] = Field(description="The re-ranking method and its parameters.")
 
 
-class Health(BaseModel):
-    status: str
+class ImageInfo(BaseModel):
+    id: str
+    sha256: str | None
+    metadata: dict[str, Any]
+
+
+class AddResponse(ImageInfo):
+    created: bool = Field(description="False when the same id already held the same image.")
+
+
+class DeleteResponse(BaseModel):
+    id: str
+    deleted: bool
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; the engine opens in the lifespan, not at import."""
+    """Build the app; the pipeline is composed in the lifespan, not at import."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.engine = await run_in_threadpool(open_engine, settings)
+        gateway = await run_in_threadpool(compose, settings)
+        app.state.gateway = gateway
+        task = asyncio.get_running_loop().create_task(_maintain(gateway))
         try:
             yield
         finally:
-            app.state.engine.close()
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+            await run_in_threadpool(gateway.close)
 
-    app = FastAPI(
-        title="imsearch",
-        version="1",
-        summary="Search an image collection by photo.",
-        lifespan=lifespan,
-    )
-    app.state.settings = settings
-    app.state.engine = None
-    install_error_handlers(app)
+    async def _maintain(gateway: Gateway) -> None:
+        while True:
+            await asyncio.sleep(MAINTENANCE_S)
+            try:
+                await run_in_threadpool(gateway.maintain)
+            except Exception:
+                log.exception("gateway maintenance failed")
+
+    app = service_app("gateway", "imsearch", lifespan, "Search an image collection by photo.")
+    app.state.gateway = None
+    metrics = app.state.metrics
+
+    @app.middleware("http")
+    async def _refuse_oversized(request: Request, call_next: Any) -> Any:
+        # A declared body far over the limit is refused before a byte of it is parsed; the
+        # upload reader enforces the exact limit on what arrives.
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > settings.max_upload_bytes + 64 * 1024:
+            return JSONResponse(
+                error_body(
+                    "image_too_large",
+                    f"the request exceeds the limit of {settings.max_upload_bytes} bytes",
+                ),
+                status_code=413,
+            )
+        return await call_next(request)
+
+    def gateway_of(request: Request) -> Gateway:
+        gateway: Gateway | None = request.app.state.gateway
+        if gateway is None:
+            raise IndexNotReady("the engine is still loading")
+        return gateway
 
     @app.post("/v1/search", response_model=SearchResponse, tags=["search"])
     async def search(
         request: Request,
-        image: Annotated[UploadFile, File(description="The query photo (JPEG, PNG, WebP…).")],
+        image: Annotated[UploadFile, File(description="The query photo.")],
         k: Annotated[int | None, Query(ge=1, description="How many results.")] = None,
+        rerank: Annotated[
+            str | None, Query(description="none, or qe+dba+diffusion+spatial")
+        ] = None,
+        m: Annotated[int | None, Query(ge=1, le=1000, description="Candidates verified.")] = None,
+        min_inliers: Annotated[int | None, Query(ge=4, le=10_000)] = None,
+        nprobe: Annotated[int | None, Query(ge=1, le=65536)] = None,
+        ef_search: Annotated[int | None, Query(ge=1, le=65536)] = None,
+        k_factor: Annotated[float | None, Query(ge=1, le=1000)] = None,
     ) -> SearchResponse:
-        engine = _engine(request)
+        gateway = gateway_of(request)
         k = k or settings.default_k
         if k > settings.max_k:
             raise ConfigError(f"k must be at most {settings.max_k}")
         data = await read_upload(image, settings.max_upload_bytes)
-        result = await run_in_threadpool(engine.pipeline.search, data, k)
-        metadata = engine.store.metadata([h.id for h in result.hits])
+        config = with_overrides(
+            gateway.pipeline.reranker.config, method=rerank, m=m, min_inliers=min_inliers
+        )
+        config.stages  # noqa: B018 - an unknown method is a 400 before any work
+        knobs = SearchKnobs(nprobe, ef_search, k_factor)
+        result: SearchResult = await run_in_threadpool(
+            lambda: gateway.pipeline.search(data, k, knobs=knobs, rerank=config)
+        )
+        _observe(metrics, result)
+        info = await run_in_threadpool(gateway.info, [h.id for h in result.hits])
         return SearchResponse(
             results=[
                 SearchHit(
@@ -93,33 +163,93 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     global_score=h.global_score,
                     inliers=h.inliers,
                     verified=h.verified,
-                    metadata=metadata.get(h.id, {}),
+                    metadata=info.get(h.id, (None, {}))[1],
                 )
                 for h in result.hits
             ],
             k=k,
             no_confident_match=result.no_confident_match,
+            cache="hit" if result.cached else "miss",
             model_id=result.model_id,
-            cached=result.cached,
             timings_ms=result.timings_ms,
             rerank=result.rerank,
         )
 
-    @app.get("/healthz", response_model=Health, tags=["health"])
-    async def healthz() -> Health:
-        return Health(status="ok")
+    @app.post(
+        "/v1/images",
+        response_model=AddResponse,
+        status_code=201,
+        tags=["collection"],
+        responses={200: {"model": AddResponse, "description": "Already held, unchanged."}},
+    )
+    async def add_image(
+        request: Request,
+        id: Annotated[str, Form(min_length=1, max_length=512, description="External id.")],
+        image: Annotated[UploadFile, File(description="The image to add.")],
+        metadata: Annotated[str, Form(description="A JSON object.")] = "{}",
+    ) -> Any:
+        gateway = gateway_of(request)
+        meta = _metadata(metadata)
+        data = await read_upload(image, settings.max_upload_bytes)
+        existing = (await run_in_threadpool(gateway.info, [id])).get(id)
+        if existing is not None and existing[0] == sha256_hex(data) and existing[1] == meta:
+            body = AddResponse(id=id, sha256=existing[0], metadata=meta, created=False)
+            return JSONResponse(body.model_dump(), status_code=200)
+        item = await run_in_threadpool(gateway.pipeline.add, id, data, meta)
+        return AddResponse(id=id, sha256=item.sha256, metadata=meta, created=True)
+
+    @app.get("/v1/images/{image_id:path}", response_model=ImageInfo, tags=["collection"])
+    async def get_image(request: Request, image_id: str) -> ImageInfo:
+        found = (await run_in_threadpool(gateway_of(request).info, [image_id])).get(image_id)
+        if found is None:
+            raise UnknownId(f"no image with id {image_id!r}")
+        return ImageInfo(id=image_id, sha256=found[0], metadata=found[1])
+
+    @app.delete("/v1/images/{image_id:path}", response_model=DeleteResponse, tags=["collection"])
+    async def delete_image(request: Request, image_id: str) -> DeleteResponse:
+        deleted = await run_in_threadpool(gateway_of(request).pipeline.delete, image_id)
+        if not deleted:
+            raise UnknownId(f"no image with id {image_id!r}")
+        return DeleteResponse(id=image_id, deleted=True)
+
+    @app.get("/v1/stats", tags=["collection"])
+    async def stats(request: Request) -> dict[str, Any]:
+        gateway = gateway_of(request)
+        return {
+            **await run_in_threadpool(gateway.stats),
+            "mode": "services" if gateway.clients else "embedded",
+            "rerank": gateway.pipeline.reranker.config.describe(),
+        }
 
     @app.get("/readyz", response_model=Health, tags=["health"], responses={503: {}})
     async def readyz(request: Request) -> Any:
-        if request.app.state.engine is None:
+        gateway: Gateway | None = request.app.state.gateway
+        if gateway is None:
             return JSONResponse(error_body("not_ready", "the engine is loading"), 503)
-        return Health(status="ready")
+        detail = await run_in_threadpool(gateway.readiness)
+        if any(state == "down" for state in detail.values()):
+            return JSONResponse(
+                {**error_body("not_ready", "a service is down"), "detail": detail}, 503
+            )
+        status = "degraded" if "degraded" in detail.values() else "ready"
+        return Health(status=status, detail=detail)
 
     return app
 
 
-def _engine(request: Request) -> Engine:
-    engine: Engine | None = request.app.state.engine
-    if engine is None:
-        raise IndexNotReady("the engine is still loading")
-    return engine
+def _metadata(text: str) -> dict[str, Any]:
+    if len(text.encode()) > MAX_METADATA_BYTES:
+        raise ConfigError(f"metadata is larger than {MAX_METADATA_BYTES} bytes")
+    try:
+        value = json.loads(text or "{}")
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"metadata is not valid JSON: {exc.msg}") from exc
+    if not isinstance(value, dict):
+        raise ConfigError("metadata must be a JSON object")
+    return value
+
+
+def _observe(metrics: Any, result: SearchResult) -> None:
+    for stage, ms in result.timings_ms.items():
+        metrics.stages.labels(stage).observe(ms / 1e3)
+    metrics.cache.labels("hit" if result.cached else "miss").inc()

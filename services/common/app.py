@@ -1,0 +1,117 @@
+"""What every service app shares: errors as JSON, health, Prometheus metrics, protobuf bodies."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, Request, Response
+from google.protobuf.message import DecodeError, Message
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from pydantic import BaseModel
+
+from imsearch.errors import ConfigError, ImageTooLarge
+from services.common.codec import PROTOBUF
+from services.common.errors import install_error_handlers
+
+M = TypeVar("M", bound=Message)
+
+#: Latency buckets from 1 ms to 30 s.
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Health(BaseModel):
+    status: str
+    detail: dict[str, Any] = {}
+
+
+class Metrics:
+    """One registry per app, so several apps can live in one process (tests)."""
+
+    def __init__(self, service: str) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "imsearch_requests_total",
+            "HTTP requests by route and status",
+            ["service", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "imsearch_request_seconds",
+            "HTTP request latency by route",
+            ["service", "route"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.stages = Histogram(
+            "imsearch_stage_seconds",
+            "Time per pipeline stage (gateway)",
+            ["stage"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.cache = Counter(
+            "imsearch_cache_total",
+            "Query-descriptor cache lookups",
+            ["result"],
+            registry=self.registry,
+        )
+        self.service = service
+
+
+def service_app(service: str, title: str, lifespan: Any, summary: str = "") -> FastAPI:
+    """A FastAPI app with the shared error handlers, /healthz and /metrics."""
+    app = FastAPI(title=title, version="1", summary=summary, lifespan=lifespan)
+    install_error_handlers(app)
+    metrics = Metrics(service)
+    app.state.metrics = metrics
+
+    @app.middleware("http")
+    async def _measure(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        metrics.requests.labels(service, path, str(response.status_code)).inc()
+        metrics.latency.labels(service, path).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    async def healthz() -> Health:
+        return Health(status="ok")
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def read_message(request: Request, cls: type[M], max_bytes: int) -> M:
+    """Parse a protobuf body, refusing more than ``max_bytes`` while reading it."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise ImageTooLarge(f"the request body exceeds {max_bytes} bytes")
+        chunks.append(chunk)
+    message = cls()
+    try:
+        message.ParseFromString(b"".join(chunks))
+    except DecodeError as exc:
+        raise ConfigError(f"the body is not a valid {cls.DESCRIPTOR.full_name} message") from exc
+    return message
+
+
+def protobuf_response(message: Message, status_code: int = 200) -> Response:
+    return Response(message.SerializeToString(), status_code=status_code, media_type=PROTOBUF)

@@ -1,0 +1,74 @@
+"""The query-descriptor cache in Redis (the in-process LRU's stand-in across processes).
+
+Keys come from :func:`imsearch.pipeline.cache_key` (kind, model id, image hash, crop); values
+are packed bytes with a one-byte type tag, and expire after ``ttl_s``. Redis being down, slow
+or flushed only costs speed: a failed lookup is a miss, a failed store is skipped, and
+``available`` tells /readyz to report the cache as degraded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import redis
+
+log = logging.getLogger(__name__)
+
+_VECTOR, _BYTES = b"V", b"B"
+#: Do not flood the log while Redis is down: one warning per interval.
+_WARN_EVERY_S = 30.0
+
+
+class RedisCache:
+    def __init__(self, url: str, ttl_s: int, timeout_s: float = 0.25) -> None:
+        self.ttl_s = ttl_s
+        self._redis = redis.Redis.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        )
+        self.available = True
+        self._last_warning = 0.0
+
+    def get(self, key: str) -> Any | None:
+        try:
+            value = self._redis.get(key)
+        except redis.RedisError as exc:
+            self._down(exc)
+            return None
+        self.available = True
+        if not isinstance(value, bytes) or not value:
+            return None
+        tag, body = value[:1], value[1:]
+        if tag == _VECTOR:
+            return np.frombuffer(body, dtype="<f4").copy()
+        return body if tag == _BYTES else None
+
+    def put(self, key: str, value: Any) -> None:
+        if isinstance(value, np.ndarray):
+            packed = _VECTOR + np.ascontiguousarray(value, dtype="<f4").tobytes()
+        else:
+            packed = _BYTES + bytes(value)
+        try:
+            self._redis.set(key, packed, ex=self.ttl_s)
+            self.available = True
+        except redis.RedisError as exc:
+            self._down(exc)
+
+    def ping(self) -> bool:
+        try:
+            self.available = bool(self._redis.ping())
+        except redis.RedisError:
+            self.available = False
+        return self.available
+
+    def close(self) -> None:
+        self._redis.close()
+
+    def _down(self, exc: Exception) -> None:
+        self.available = False
+        now = time.monotonic()
+        if now - self._last_warning > _WARN_EVERY_S:
+            self._last_warning = now
+            log.warning("Redis cache unavailable, serving uncached: %s", exc)

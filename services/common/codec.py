@@ -1,0 +1,167 @@
+"""Core objects ↔ the protobuf messages of proto/v1 (packed bytes, never JSON number lists)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from imsearch.features.local import LocalFeatures
+from imsearch.images import BBox
+from imsearch.index.catalog import Item
+from imsearch.index.store import Hit
+from imsearch.index.vectors import SearchKnobs
+from imsearch.rerank.reranker import RankedHit, RerankConfig, RerankResult
+from services.contracts.v1 import messages_pb2 as pb
+
+PROTOBUF = "application/x-protobuf"
+
+
+def vector_to_pb(vector: np.ndarray, half: bool = False) -> pb.Vector:
+    data = np.ascontiguousarray(vector, dtype="<f2" if half else "<f4").tobytes()
+    kind = pb.Vector.FLOAT16 if half else pb.Vector.FLOAT32
+    return pb.Vector(dim=int(vector.shape[-1]), dtype=kind, data=data)
+
+
+def vector_from_pb(message: pb.Vector) -> np.ndarray:
+    dtype = np.dtype("<f2") if message.dtype == pb.Vector.FLOAT16 else np.dtype("<f4")
+    array = np.frombuffer(message.data, dtype=dtype)
+    if array.size != message.dim:
+        raise ValueError(f"vector holds {array.size} values, says {message.dim}")
+    return array.astype(np.float32)
+
+
+def local_to_pb(features: LocalFeatures) -> pb.LocalFeatures:
+    return pb.LocalFeatures(
+        count=len(features),
+        width=features.width,
+        height=features.height,
+        xy=np.ascontiguousarray(features.xy, dtype="<f4").tobytes(),
+        sift=np.ascontiguousarray(features.sift, dtype=np.uint8).tobytes(),
+    )
+
+
+def local_from_pb(message: pb.LocalFeatures) -> LocalFeatures:
+    n = message.count
+    xy = np.frombuffer(message.xy, dtype="<f4")
+    sift = np.frombuffer(message.sift, dtype=np.uint8)
+    if xy.size != 2 * n or sift.size != 128 * n:
+        raise ValueError("local features do not match their count")
+    return LocalFeatures(
+        xy.reshape(n, 2).astype(np.float32), sift.reshape(n, 128), message.width, message.height
+    )
+
+
+def bbox_to_pb(bbox: BBox | None) -> pb.BBox | None:
+    return None if bbox is None else pb.BBox(x1=bbox[0], y1=bbox[1], x2=bbox[2], y2=bbox[3])
+
+
+def bbox_from_pb(message: pb.ExtractRequest) -> BBox | None:
+    if not message.HasField("bbox"):
+        return None
+    b = message.bbox
+    return (b.x1, b.y1, b.x2, b.y2)
+
+
+def knobs_to_pb(knobs: SearchKnobs | None) -> pb.SearchKnobs:
+    knobs = knobs or SearchKnobs()
+    return pb.SearchKnobs(
+        nprobe=knobs.nprobe or 0, ef_search=knobs.ef_search or 0, k_factor=knobs.k_factor or 0.0
+    )
+
+
+def knobs_from_pb(message: pb.SearchKnobs) -> SearchKnobs:
+    return SearchKnobs(message.nprobe or None, message.ef_search or None, message.k_factor or None)
+
+
+def item_to_pb(item: Item, with_local: bool) -> pb.Item:
+    message = pb.Item(
+        id=item.ext_id,
+        vector=vector_to_pb(item.vector),
+        sha256=item.sha256 or "",
+        metadata_json=json.dumps(item.metadata, ensure_ascii=False),
+    )
+    if with_local and item.local is not None:
+        message.local.CopyFrom(local_to_pb(LocalFeatures.from_bytes(item.local)))
+    return message
+
+
+def item_from_pb(message: pb.Item) -> Item:
+    local = local_from_pb(message.local).to_bytes() if message.HasField("local") else None
+    return Item(
+        message.id,
+        vector_from_pb(message.vector),
+        message.sha256 or None,
+        json.loads(message.metadata_json or "{}"),
+        local,
+    )
+
+
+def hits_to_pb(hits: list[Hit]) -> list[pb.Hit]:
+    return [pb.Hit(id=h.id, score=h.score) for h in hits]
+
+
+def hits_from_pb(hits: Any) -> list[Hit]:
+    return [Hit(h.id, float(h.score)) for h in hits]
+
+
+def rerank_config_to_pb(config: RerankConfig) -> pb.RerankConfig:
+    return pb.RerankConfig(
+        method=config.method,
+        m=config.m,
+        min_inliers=config.min_inliers,
+        early_exit_inliers=config.early_exit_inliers or 0,
+        shortlist=config.shortlist,
+    )
+
+
+def rerank_config_from_pb(message: pb.RerankConfig, base: RerankConfig) -> RerankConfig:
+    return replace(
+        base,
+        method=message.method or base.method,
+        m=message.m or base.m,
+        min_inliers=message.min_inliers or base.min_inliers,
+        early_exit_inliers=message.early_exit_inliers or None,
+        shortlist=message.shortlist or base.shortlist,
+    )
+
+
+_ANSWERS = {
+    None: pb.RerankResponse.NOT_CHECKED,
+    False: pb.RerankResponse.CONFIDENT_MATCH,
+    True: pb.RerankResponse.NO_CONFIDENT_MATCH,
+}
+
+
+def rerank_result_to_pb(result: RerankResult) -> pb.RerankResponse:
+    return pb.RerankResponse(
+        hits=[
+            pb.RankedHit(
+                id=h.id,
+                score=h.score,
+                global_score=h.global_score,
+                inliers=-1 if h.inliers is None else h.inliers,
+                verified=h.verified,
+            )
+            for h in result.hits
+        ],
+        answer=_ANSWERS[result.no_confident_match],
+        details_json=json.dumps(result.details),
+    )
+
+
+def rerank_result_from_pb(message: pb.RerankResponse) -> RerankResult:
+    answer = {v: k for k, v in _ANSWERS.items()}[message.answer]
+    hits = [
+        RankedHit(
+            h.id,
+            float(h.score),
+            float(h.global_score),
+            None if h.inliers < 0 else int(h.inliers),
+            bool(h.verified),
+        )
+        for h in message.hits
+    ]
+    return RerankResult(hits, answer, json.loads(message.details_json or "{}"))

@@ -1,0 +1,238 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Vector(_message.Message):
+    __slots__ = ("dim", "dtype", "data")
+    class DType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        FLOAT32: _ClassVar[Vector.DType]
+        FLOAT16: _ClassVar[Vector.DType]
+    FLOAT32: Vector.DType
+    FLOAT16: Vector.DType
+    DIM_FIELD_NUMBER: _ClassVar[int]
+    DTYPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    dim: int
+    dtype: Vector.DType
+    data: bytes
+    def __init__(self, dim: _Optional[int] = ..., dtype: _Optional[_Union[Vector.DType, str]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class LocalFeatures(_message.Message):
+    __slots__ = ("count", "width", "height", "xy", "sift")
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    XY_FIELD_NUMBER: _ClassVar[int]
+    SIFT_FIELD_NUMBER: _ClassVar[int]
+    count: int
+    width: float
+    height: float
+    xy: bytes
+    sift: bytes
+    def __init__(self, count: _Optional[int] = ..., width: _Optional[float] = ..., height: _Optional[float] = ..., xy: _Optional[bytes] = ..., sift: _Optional[bytes] = ...) -> None: ...
+
+class BBox(_message.Message):
+    __slots__ = ("x1", "y1", "x2", "y2")
+    X1_FIELD_NUMBER: _ClassVar[int]
+    Y1_FIELD_NUMBER: _ClassVar[int]
+    X2_FIELD_NUMBER: _ClassVar[int]
+    Y2_FIELD_NUMBER: _ClassVar[int]
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    def __init__(self, x1: _Optional[float] = ..., y1: _Optional[float] = ..., x2: _Optional[float] = ..., y2: _Optional[float] = ...) -> None: ...
+
+class ExtractRequest(_message.Message):
+    __slots__ = ("image", "want_global", "want_local", "bbox")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    WANT_GLOBAL_FIELD_NUMBER: _ClassVar[int]
+    WANT_LOCAL_FIELD_NUMBER: _ClassVar[int]
+    BBOX_FIELD_NUMBER: _ClassVar[int]
+    image: bytes
+    want_global: bool
+    want_local: bool
+    bbox: BBox
+    def __init__(self, image: _Optional[bytes] = ..., want_global: _Optional[bool] = ..., want_local: _Optional[bool] = ..., bbox: _Optional[_Union[BBox, _Mapping]] = ...) -> None: ...
+
+class ExtractResponse(_message.Message):
+    __slots__ = ("model_id", "local_id", "vector", "local")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_ID_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    local_id: str
+    vector: Vector
+    local: LocalFeatures
+    def __init__(self, model_id: _Optional[str] = ..., local_id: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., local: _Optional[_Union[LocalFeatures, _Mapping]] = ...) -> None: ...
+
+class SearchKnobs(_message.Message):
+    __slots__ = ("nprobe", "ef_search", "k_factor")
+    NPROBE_FIELD_NUMBER: _ClassVar[int]
+    EF_SEARCH_FIELD_NUMBER: _ClassVar[int]
+    K_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    nprobe: int
+    ef_search: int
+    k_factor: float
+    def __init__(self, nprobe: _Optional[int] = ..., ef_search: _Optional[int] = ..., k_factor: _Optional[float] = ...) -> None: ...
+
+class SearchRequest(_message.Message):
+    __slots__ = ("queries", "k", "knobs")
+    QUERIES_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    KNOBS_FIELD_NUMBER: _ClassVar[int]
+    queries: _containers.RepeatedCompositeFieldContainer[Vector]
+    k: int
+    knobs: SearchKnobs
+    def __init__(self, queries: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ..., k: _Optional[int] = ..., knobs: _Optional[_Union[SearchKnobs, _Mapping]] = ...) -> None: ...
+
+class Hit(_message.Message):
+    __slots__ = ("id", "score")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    score: float
+    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
+
+class HitList(_message.Message):
+    __slots__ = ("hits",)
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    hits: _containers.RepeatedCompositeFieldContainer[Hit]
+    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ...) -> None: ...
+
+class SearchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[HitList]
+    def __init__(self, results: _Optional[_Iterable[_Union[HitList, _Mapping]]] = ...) -> None: ...
+
+class Item(_message.Message):
+    __slots__ = ("id", "vector", "sha256", "metadata_json", "local")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    vector: Vector
+    sha256: str
+    metadata_json: str
+    local: LocalFeatures
+    def __init__(self, id: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., sha256: _Optional[str] = ..., metadata_json: _Optional[str] = ..., local: _Optional[_Union[LocalFeatures, _Mapping]] = ...) -> None: ...
+
+class AddRequest(_message.Message):
+    __slots__ = ("model_id", "items")
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    model_id: str
+    items: _containers.RepeatedCompositeFieldContainer[Item]
+    def __init__(self, model_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ...) -> None: ...
+
+class AddResponse(_message.Message):
+    __slots__ = ("added",)
+    ADDED_FIELD_NUMBER: _ClassVar[int]
+    added: int
+    def __init__(self, added: _Optional[int] = ...) -> None: ...
+
+class DeleteRequest(_message.Message):
+    __slots__ = ("ids",)
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeleteResponse(_message.Message):
+    __slots__ = ("deleted",)
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    deleted: int
+    def __init__(self, deleted: _Optional[int] = ...) -> None: ...
+
+class InfoRequest(_message.Message):
+    __slots__ = ("ids",)
+    IDS_FIELD_NUMBER: _ClassVar[int]
+    ids: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ItemInfo(_message.Message):
+    __slots__ = ("id", "sha256", "metadata_json")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    sha256: str
+    metadata_json: str
+    def __init__(self, id: _Optional[str] = ..., sha256: _Optional[str] = ..., metadata_json: _Optional[str] = ...) -> None: ...
+
+class InfoResponse(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[ItemInfo]
+    def __init__(self, items: _Optional[_Iterable[_Union[ItemInfo, _Mapping]]] = ...) -> None: ...
+
+class RerankConfig(_message.Message):
+    __slots__ = ("method", "m", "min_inliers", "early_exit_inliers", "shortlist")
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    M_FIELD_NUMBER: _ClassVar[int]
+    MIN_INLIERS_FIELD_NUMBER: _ClassVar[int]
+    EARLY_EXIT_INLIERS_FIELD_NUMBER: _ClassVar[int]
+    SHORTLIST_FIELD_NUMBER: _ClassVar[int]
+    method: str
+    m: int
+    min_inliers: int
+    early_exit_inliers: int
+    shortlist: int
+    def __init__(self, method: _Optional[str] = ..., m: _Optional[int] = ..., min_inliers: _Optional[int] = ..., early_exit_inliers: _Optional[int] = ..., shortlist: _Optional[int] = ...) -> None: ...
+
+class RerankRequest(_message.Message):
+    __slots__ = ("query", "local", "hits", "k", "config", "knobs")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_FIELD_NUMBER: _ClassVar[int]
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    K_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    KNOBS_FIELD_NUMBER: _ClassVar[int]
+    query: Vector
+    local: LocalFeatures
+    hits: _containers.RepeatedCompositeFieldContainer[Hit]
+    k: int
+    config: RerankConfig
+    knobs: SearchKnobs
+    def __init__(self, query: _Optional[_Union[Vector, _Mapping]] = ..., local: _Optional[_Union[LocalFeatures, _Mapping]] = ..., hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., k: _Optional[int] = ..., config: _Optional[_Union[RerankConfig, _Mapping]] = ..., knobs: _Optional[_Union[SearchKnobs, _Mapping]] = ...) -> None: ...
+
+class RankedHit(_message.Message):
+    __slots__ = ("id", "score", "global_score", "inliers", "verified")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    GLOBAL_SCORE_FIELD_NUMBER: _ClassVar[int]
+    INLIERS_FIELD_NUMBER: _ClassVar[int]
+    VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    score: float
+    global_score: float
+    inliers: int
+    verified: bool
+    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., global_score: _Optional[float] = ..., inliers: _Optional[int] = ..., verified: _Optional[bool] = ...) -> None: ...
+
+class RerankResponse(_message.Message):
+    __slots__ = ("hits", "answer", "details_json")
+    class Answer(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        NOT_CHECKED: _ClassVar[RerankResponse.Answer]
+        CONFIDENT_MATCH: _ClassVar[RerankResponse.Answer]
+        NO_CONFIDENT_MATCH: _ClassVar[RerankResponse.Answer]
+    NOT_CHECKED: RerankResponse.Answer
+    CONFIDENT_MATCH: RerankResponse.Answer
+    NO_CONFIDENT_MATCH: RerankResponse.Answer
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    ANSWER_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
+    hits: _containers.RepeatedCompositeFieldContainer[RankedHit]
+    answer: RerankResponse.Answer
+    details_json: str
+    def __init__(self, hits: _Optional[_Iterable[_Union[RankedHit, _Mapping]]] = ..., answer: _Optional[_Union[RerankResponse.Answer, str]] = ..., details_json: _Optional[str] = ...) -> None: ...

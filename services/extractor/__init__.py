@@ -1,0 +1,1 @@
+"""The extractor service: image bytes in, descriptors out (GPU when present)."""

@@ -1,0 +1,142 @@
+"""The extractor service.
+
+    POST /v1/extract   ExtractRequest → ExtractResponse (protobuf)
+    GET  /v1/info      model id, local-feature id, dimension, device
+    GET  /healthz /readyz /metrics
+
+Concurrent requests for global descriptors are batched: the first waits up to
+``IMSEARCH_BATCH_WINDOW_MS`` for others, then all go through the network in one call (images of
+equal size share a forward pass — a GPU is then used well).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request, Response
+from PIL import Image
+from starlette.concurrency import run_in_threadpool
+
+from imsearch.features.extractor import Extractor
+from imsearch.features.local import SiftExtractor
+from imsearch.pipeline import InProcessExtractor
+from imsearch.settings import Settings
+from services.common.app import Health, protobuf_response, read_message, service_app
+from services.common.codec import bbox_from_pb, local_to_pb, vector_to_pb
+from services.contracts.v1 import messages_pb2 as pb
+
+
+class MicroBatcher:
+    """Groups concurrent requests into one call of ``describe`` (a list in, rows out)."""
+
+    def __init__(
+        self,
+        describe: Callable[[Sequence[Image.Image]], np.ndarray],
+        window_s: float,
+        max_batch: int = 32,
+    ) -> None:
+        self._describe = describe
+        self._window = window_s
+        self._max = max_batch
+        self._queue: asyncio.Queue[tuple[Image.Image, asyncio.Future[np.ndarray]]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.batches: list[int] = []  # sizes of recent batches (observability, tests)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._task
+
+    async def submit(self, image: Image.Image) -> np.ndarray:
+        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        await self._queue.put((image, future))
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            deadline = loop.time() + self._window
+            while len(batch) < self._max:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+                except TimeoutError:
+                    break
+            self.batches = [*self.batches[-99:], len(batch)]
+            try:
+                vectors = await run_in_threadpool(self._describe, [img for img, _ in batch])
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), vector in zip(batch, vectors, strict=True):
+                if not future.done():
+                    future.set_result(vector)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    state: dict[str, Any] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        extractor = await run_in_threadpool(
+            Extractor, settings.model(), settings.device, settings.batch_size
+        )
+        sift = SiftExtractor(settings.local_max_side, settings.local_max_keypoints)
+        state["extractor"] = InProcessExtractor(extractor, settings.image_limits(), sift)
+        batcher = MicroBatcher(extractor.describe, settings.batch_window_ms / 1000.0)
+        batcher.start()
+        state["batcher"] = batcher
+        try:
+            yield
+        finally:
+            await batcher.stop()
+
+    app = service_app(
+        "extractor",
+        "imsearch extractor",
+        lifespan,
+        "Image bytes in, global descriptor and local features out.",
+    )
+
+    @app.post("/v1/extract", tags=["extract"], response_class=Response)
+    async def extract(request: Request) -> Response:
+        message = await read_message(request, pb.ExtractRequest, settings.max_upload_bytes + 4096)
+        extractor: InProcessExtractor = state["extractor"]
+        image = await run_in_threadpool(extractor.decode, message.image, bbox_from_pb(message))
+        reply = pb.ExtractResponse(model_id=extractor.model_id, local_id=extractor.local_id)
+        if message.want_global:
+            reply.vector.CopyFrom(vector_to_pb(await state["batcher"].submit(image)))
+        if message.want_local:
+            features = await run_in_threadpool(extractor.sift.extract, image)
+            reply.local.CopyFrom(local_to_pb(features))
+        return protobuf_response(reply)
+
+    @app.get("/v1/info", tags=["extract"])
+    async def info() -> dict[str, Any]:
+        extractor: InProcessExtractor = state["extractor"]
+        return {
+            "model_id": extractor.model_id,
+            "local_id": extractor.local_id,
+            "dim": extractor.extractor.dim,
+            "device": str(extractor.extractor.device),
+        }
+
+    @app.get("/readyz", response_model=Health, tags=["health"])
+    async def readyz() -> Health:
+        return Health(status="ready")
+
+    return app

@@ -1,0 +1,1 @@
+"""The rerank service: local features, the visual-word index and diffusion state."""

@@ -1,0 +1,165 @@
+"""The rerank service: local features, the visual-word index and the diffusion state.
+
+    POST /v1/rerank   RerankRequest → RerankResponse
+    POST /v1/add      AddRequest → AddResponse   (descriptor copy + local features per image)
+    POST /v1/delete   DeleteRequest → DeleteResponse
+    GET  /v1/stats    JSON
+    GET  /healthz /readyz /metrics
+
+It keeps its own copy of the collection (an exact index of the global descriptors, which query
+expansion, DBA and diffusion need, plus the local features) in its data directory, with the same
+durability as the search service; it learns its whitening and visual vocabulary, and snapshots,
+on the same schedule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from imsearch.errors import IndexNotReady
+from imsearch.index.catalog import Item
+from imsearch.index.store import IndexStore
+from imsearch.indexing import maintain_collection
+from imsearch.rerank.local_index import LocalIndex
+from imsearch.rerank.reranker import QueryFeatures, Reranker, RerankResult
+from imsearch.settings import Settings
+from services.common.app import Health, protobuf_response, read_message, service_app
+from services.common.codec import (
+    hits_from_pb,
+    item_from_pb,
+    knobs_from_pb,
+    local_from_pb,
+    rerank_config_from_pb,
+    rerank_result_to_pb,
+    vector_from_pb,
+)
+from services.contracts.v1 import messages_pb2 as pb
+from services.search.app import MAINTENANCE_S, MAX_BODY, add_new
+
+log = logging.getLogger(__name__)
+
+
+class RerankState:
+    """The rerank service's collection copy; created by the first add on a fresh data dir."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store: IndexStore | None = None
+        self.local: LocalIndex | None = None
+        self.reranker: Reranker | None = None
+
+    def open(self, model_id: str | None = None, dim: int | None = None) -> None:
+        # The copy needs exact neighbours for QE/DBA/diffusion: always an exact index.
+        store = IndexStore(self.settings.data_dir, model_id, dim, "exact")
+        local = LocalIndex(store.catalog, self.settings.data_dir)
+        store.subscribe(local)
+        self.reranker = Reranker(
+            store, local, self.settings.rerank_config(), self.settings.rerank_workers
+        )
+        self.store, self.local = store, local
+
+    def close(self) -> None:
+        if self.reranker is not None:
+            self.reranker.close()
+        if self.store is not None:
+            self.store.snapshot()
+            self.store.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    state = RerankState(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.get_running_loop().create_task(_maintain())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+            await run_in_threadpool(state.close)
+
+    async def _maintain() -> None:
+        while True:
+            try:
+                if state.store is None:
+                    await run_in_threadpool(state.open)
+                else:
+                    await run_in_threadpool(maintain_collection, state.store, state.local, settings)
+            except IndexNotReady:
+                pass  # an empty data directory: the first add creates the copy
+            except Exception:
+                log.exception("rerank maintenance failed")
+            await asyncio.sleep(MAINTENANCE_S)
+
+    app = service_app(
+        "rerank",
+        "imsearch rerank",
+        lifespan,
+        "Query expansion, diffusion and geometric verification.",
+    )
+
+    @app.post("/v1/rerank", tags=["rerank"], response_class=Response)
+    async def rerank(request: Request) -> Response:
+        message = await read_message(request, pb.RerankRequest, MAX_BODY)
+        hits = hits_from_pb(message.hits)
+        if state.reranker is None:  # an empty collection: nothing to re-rank
+            result = RerankResult([], no_confident_match=None)
+            return protobuf_response(rerank_result_to_pb(result))
+        query = QueryFeatures(
+            vector_from_pb(message.query),
+            local_from_pb(message.local) if message.HasField("local") else None,
+        )
+        config = rerank_config_from_pb(message.config, settings.rerank_config())
+        result = await run_in_threadpool(
+            state.reranker.rerank,
+            query,
+            hits,
+            int(message.k) or 10,
+            config,
+            knobs_from_pb(message.knobs),
+        )
+        return protobuf_response(rerank_result_to_pb(result))
+
+    @app.post("/v1/add", tags=["write"], response_class=Response)
+    async def add(request: Request) -> Response:
+        message = await read_message(request, pb.AddRequest, MAX_BODY)
+        # Items may come without local features (IMSEARCH_LOCAL_FEATURES=0): they still serve
+        # query expansion, DBA and diffusion, and are simply never verified.
+        items: list[Item] = [item_from_pb(i) for i in message.items]
+        if state.store is None:
+            if not message.model_id or not items:
+                raise IndexNotReady("the collection does not exist yet; add images with a model id")
+            await run_in_threadpool(state.open, message.model_id, int(items[0].vector.shape[0]))
+        assert state.store is not None
+        added = await run_in_threadpool(add_new, state.store, message.model_id, items)
+        return protobuf_response(pb.AddResponse(added=added))
+
+    @app.post("/v1/delete", tags=["write"], response_class=Response)
+    async def delete(request: Request) -> Response:
+        message = await read_message(request, pb.DeleteRequest, MAX_BODY)
+        store = state.store
+        deleted = await run_in_threadpool(store.delete, list(message.ids)) if store else 0
+        return protobuf_response(pb.DeleteResponse(deleted=deleted))
+
+    @app.get("/v1/stats", tags=["rerank"])
+    async def stats() -> dict[str, Any]:
+        if state.store is None or state.local is None:
+            return {"count": 0}
+        return {**await run_in_threadpool(state.store.stats), "local": state.local.stats()}
+
+    @app.get("/readyz", response_model=Health, tags=["health"])
+    async def readyz() -> Health:
+        status = "ready" if state.store is not None else "ready (empty collection)"
+        return Health(status=status)
+
+    return app

@@ -1,0 +1,1 @@
+"""The search service: the ANN index, the id map and their persistence."""

@@ -1,0 +1,213 @@
+"""The search service: owns the ANN index, the id map and their persistence.
+
+    POST /v1/search   SearchRequest → SearchResponse
+    POST /v1/add      AddRequest → AddResponse      (same id and content again: nothing changes)
+    POST /v1/delete   DeleteRequest → DeleteResponse
+    POST /v1/info     InfoRequest → InfoResponse    (content hash and metadata per id)
+    GET  /v1/stats    JSON
+    GET  /healthz /readyz /metrics
+
+With ``IMSEARCH_REPLICA=1`` it serves the data directory read-only: it maps the snapshot and,
+whenever ``snapshot.json`` changes, opens the new one and swaps it in between two requests
+(no downtime); writes are refused. Otherwise it learns the whitening when the collection is
+large enough and snapshots the log every ``MAINTENANCE_S`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from imsearch.errors import ConfigError, IndexNotReady, ModelMismatch
+from imsearch.index.catalog import Item
+from imsearch.index.store import SNAPSHOT_FILE, IndexStore
+from imsearch.indexing import maintain_collection
+from imsearch.settings import Settings
+from services.common.app import Health, protobuf_response, read_message, service_app
+from services.common.codec import item_from_pb, knobs_from_pb, vector_from_pb
+from services.common.errors import error_body
+from services.contracts.v1 import messages_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+MAINTENANCE_S = 60.0
+#: Protobuf bodies carry descriptors, not images: this bounds a batch of adds.
+MAX_BODY = 64 * 1024 * 1024
+
+
+def add_new(store: IndexStore, model_id: str, items: list[Item]) -> int:
+    """Add items whose id is new or whose content changed; returns how many were written."""
+    if model_id and model_id != store.model_id:
+        raise ModelMismatch(
+            f"this collection holds descriptors of {store.model_id}, the request sends {model_id}"
+        )
+    known = store.catalog.info([i.ext_id for i in items])
+    fresh = [i for i in items if i.sha256 is None or known.get(i.ext_id, (None,))[0] != i.sha256]
+    if fresh:
+        store.add(fresh)
+    return len(fresh)
+
+
+def info_response(store: IndexStore, ids: list[str]) -> pb.InfoResponse:
+    found = store.catalog.info(ids)
+    return pb.InfoResponse(
+        items=[
+            pb.ItemInfo(id=i, sha256=sha or "", metadata_json=json.dumps(meta, ensure_ascii=False))
+            for i, (sha, meta) in found.items()
+        ]
+    )
+
+
+class _Holder:
+    """The current store; a replica swaps in a newer snapshot by replacing it."""
+
+    store: IndexStore | None = None
+    snapshot_mtime: float = 0.0
+    #: Why an existing collection could not be opened (the service is then not ready).
+    error: str | None = None
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    holder = _Holder()
+
+    def open_store() -> IndexStore:
+        return IndexStore(settings.data_dir, spec=settings.index_spec, readonly=settings.replica)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.get_running_loop().create_task(_keep_loading())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+            if holder.store is not None:
+                await run_in_threadpool(_close, holder.store)
+
+    async def _keep_loading() -> None:
+        """Open the store (once it exists), then keep it fresh or maintained."""
+        pointer = Path(settings.data_dir) / SNAPSHOT_FILE
+        while True:
+            try:
+                if holder.store is None:
+                    holder.store = await run_in_threadpool(open_store)
+                    holder.snapshot_mtime = pointer.stat().st_mtime if pointer.exists() else 0.0
+                    holder.error = None
+                elif settings.replica:
+                    mtime = pointer.stat().st_mtime if pointer.exists() else 0.0
+                    if mtime != holder.snapshot_mtime:
+                        fresh = await run_in_threadpool(open_store)
+                        old, holder.store, holder.snapshot_mtime = holder.store, fresh, mtime
+                        log.info("replica: swapped in the snapshot of %s", mtime)
+                        await asyncio.sleep(1.0)  # let in-flight searches finish on the old one
+                        old.close()
+                else:
+                    await run_in_threadpool(maintain_collection, holder.store, None, settings)
+            except IndexNotReady:
+                pass  # an empty data directory: the first add creates the collection
+            except Exception as exc:
+                holder.error = f"{type(exc).__name__}: {exc}"
+                log.exception("search maintenance failed")
+            await asyncio.sleep(settings.replica_poll_s if settings.replica else MAINTENANCE_S)
+
+    app = service_app(
+        "search",
+        "imsearch search",
+        lifespan,
+        "The ANN index over global descriptors, with its id map.",
+    )
+
+    def writable() -> IndexStore | None:
+        if settings.replica:
+            raise ConfigError("this search service is a read-only replica; write to the primary")
+        return holder.store
+
+    @app.post("/v1/search", tags=["search"], response_class=Response)
+    async def search(request: Request) -> Response:
+        message = await read_message(request, pb.SearchRequest, MAX_BODY)
+        queries = [vector_from_pb(q) for q in message.queries]
+        if not queries:
+            raise ConfigError("no query vector")
+        current = holder.store
+        if current is None:  # an empty collection: nothing to find
+            return protobuf_response(pb.SearchResponse(results=[pb.HitList() for _ in queries]))
+        results = await run_in_threadpool(
+            current.search, np.stack(queries), int(message.k) or 10, knobs_from_pb(message.knobs)
+        )
+        reply = pb.SearchResponse(
+            results=[
+                pb.HitList(hits=[pb.Hit(id=h.id, score=h.score) for h in hits]) for hits in results
+            ]
+        )
+        return protobuf_response(reply)
+
+    @app.post("/v1/add", tags=["write"], response_class=Response)
+    async def add(request: Request) -> Response:
+        message = await read_message(request, pb.AddRequest, MAX_BODY)
+        items = [item_from_pb(i) for i in message.items]
+        target = writable() or await _create(message.model_id, items)
+        added = await run_in_threadpool(add_new, target, message.model_id, items)
+        return protobuf_response(pb.AddResponse(added=added))
+
+    async def _create(model_id: str, items: list[Item]) -> IndexStore:
+        """The first add creates the collection with the sender's model id."""
+        if settings.replica:
+            raise ConfigError("this search service is a read-only replica; write to the primary")
+        if not model_id or not items:
+            raise IndexNotReady("the collection does not exist yet; add images with a model id")
+        holder.store = await run_in_threadpool(
+            IndexStore,
+            settings.data_dir,
+            model_id,
+            int(items[0].vector.shape[0]),
+            settings.index_spec,
+        )
+        return holder.store
+
+    @app.post("/v1/delete", tags=["write"], response_class=Response)
+    async def delete(request: Request) -> Response:
+        message = await read_message(request, pb.DeleteRequest, MAX_BODY)
+        target = writable()
+        deleted = await run_in_threadpool(target.delete, list(message.ids)) if target else 0
+        return protobuf_response(pb.DeleteResponse(deleted=deleted))
+
+    @app.post("/v1/info", tags=["search"], response_class=Response)
+    async def info(request: Request) -> Response:
+        message = await read_message(request, pb.InfoRequest, MAX_BODY)
+        current = holder.store
+        if current is None:
+            return protobuf_response(pb.InfoResponse())
+        return protobuf_response(await run_in_threadpool(info_response, current, list(message.ids)))
+
+    @app.get("/v1/stats", tags=["search"])
+    async def stats() -> dict[str, Any]:
+        current = holder.store
+        base = await run_in_threadpool(current.stats) if current else {"count": 0}
+        return {**base, "replica": settings.replica}
+
+    @app.get("/readyz", response_model=Health, tags=["health"], responses={503: {}})
+    async def readyz() -> Any:
+        if holder.error:
+            return JSONResponse(error_body("not_ready", holder.error), 503)
+        state = "ready" if holder.store is not None else "ready (empty collection)"
+        return Health(status=state)
+
+    return app
+
+
+def _close(store: IndexStore) -> None:
+    if not store.readonly:
+        store.snapshot()
+    store.close()

@@ -1,0 +1,47 @@
+"""The gateway's view of a remote search service (implements pipeline.Searcher)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from imsearch.index.catalog import Item
+from imsearch.index.store import Hit
+from imsearch.index.vectors import SearchKnobs
+from services.common.client import ServiceClient
+from services.common.codec import hits_from_pb, item_to_pb, knobs_to_pb, vector_to_pb
+from services.contracts.v1 import messages_pb2 as pb
+
+
+class RemoteSearcher:
+    def __init__(self, client: ServiceClient, model_id: str) -> None:
+        self.client = client
+        self.model_id = model_id
+
+    def search(
+        self, vectors: np.ndarray, k: int, knobs: SearchKnobs | None = None
+    ) -> list[list[Hit]]:
+        request = pb.SearchRequest(
+            queries=[vector_to_pb(v) for v in np.atleast_2d(vectors)], k=k, knobs=knobs_to_pb(knobs)
+        )
+        reply = self.client.call("/v1/search", request, pb.SearchResponse, idempotent=True)
+        return [hits_from_pb(r.hits) for r in reply.results]
+
+    def add(self, items: Sequence[Item]) -> list[int]:
+        # The search service keeps descriptors and metadata; local features go to rerank.
+        request = pb.AddRequest(model_id=self.model_id, items=[item_to_pb(i, False) for i in items])
+        # Adding the same id and content twice leaves the same state: safe to retry.
+        reply = self.client.call("/v1/add", request, pb.AddResponse, idempotent=True)
+        return list(range(reply.added))
+
+    def delete(self, ext_ids: Sequence[str]) -> int:
+        request = pb.DeleteRequest(ids=list(ext_ids))
+        return int(self.client.call("/v1/delete", request, pb.DeleteResponse, True).deleted)
+
+    def get(self, ext_id: str) -> dict[str, Any]:
+        return dict(self.client.get_json(f"/v1/items/{ext_id}"))
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self.client.get_json("/v1/stats"))
