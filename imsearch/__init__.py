@@ -4,11 +4,18 @@ The public surface is re-exported here; submodules starting with an underscore a
 not listed in ``__all__`` may change without notice.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from imsearch.errors import ImsearchError
-from imsearch.features import Extractor, ModelConfig
+from imsearch.features.config import ModelConfig
 from imsearch.index import Hit, IndexStore, Item
 from imsearch.pipeline import SearchPipeline, SearchResult
 from imsearch.settings import Settings
+
+if TYPE_CHECKING:
+    from imsearch.features.extractor import Extractor
 
 __all__ = [
     "Extractor",
@@ -21,3 +28,12 @@ __all__ = [
     "SearchResult",
     "Settings",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # torch is imported only by what extracts descriptors.
+    if name == "Extractor":
+        from imsearch.features.extractor import Extractor
+
+        return Extractor
+    raise AttributeError(name)

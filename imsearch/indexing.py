@@ -14,19 +14,21 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from PIL import Image
 from tqdm import tqdm
 
 from imsearch.errors import ConfigError, InvalidImage
-from imsearch.features.extractor import Extractor
 from imsearch.features.local import SiftExtractor
 from imsearch.images import ImageLimits, decode_image, list_images, sha256_hex
 from imsearch.index.catalog import Item
 from imsearch.index.store import IndexStore
 from imsearch.rerank.local_index import LocalIndex
 from imsearch.settings import Settings
+
+if TYPE_CHECKING:
+    from imsearch.features.extractor import Extractor
 
 log = logging.getLogger(__name__)
 

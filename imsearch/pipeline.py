@@ -15,18 +15,20 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 from PIL import Image
 
-from imsearch.features.extractor import Extractor
 from imsearch.features.local import LocalFeatures, SiftExtractor
 from imsearch.images import BBox, ImageLimits, crop_box, decode_image, sha256_hex
 from imsearch.index.catalog import Item
 from imsearch.index.store import Hit
 from imsearch.index.vectors import SearchKnobs
 from imsearch.rerank.reranker import QueryFeatures, RankedHit, RerankConfig, RerankResult
+
+if TYPE_CHECKING:
+    from imsearch.features.extractor import Extractor
 
 
 @dataclass(frozen=True)

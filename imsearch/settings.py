@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from imsearch.features.extractor import MULTI_SCALES, ModelConfig, Pooling
+from imsearch.features.config import MULTI_SCALES, ModelConfig, Pooling
 from imsearch.images import ImageLimits
 from imsearch.index.vectors import SearchKnobs
 from imsearch.rerank.reranker import RerankConfig
@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     # -- services (unset URL = that stage runs inside the gateway) ------------------------------
     extractor_url: str | None = None
     search_url: str | None = None
+    #: Read-only replicas of the search service for searches (unset: ``search_url``). They
+    #: serve the primary's latest snapshot: reads may lag writes by a snapshot interval.
+    search_read_url: str | None = None
     rerank_url: str | None = None
     #: ``redis://host:port/db``; unset = the in-process LRU cache.
     redis_url: str | None = None

@@ -94,15 +94,11 @@ def run_eval(
         data_dir = options.data_dir or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="imsearch-eval-"))
         )
-        local = settings.local_features and options.rerank.needs_local
+        # Local features are stored whatever the method, so one indexed --data-dir serves
+        # every method's run; queries extract them only when the method verifies.
         engine = open_engine(
             settings.model_copy(
-                update={
-                    "data_dir": data_dir,
-                    "cache_size": 0,
-                    "local_features": local,
-                    "rerank": options.rerank.method,
-                }
+                update={"data_dir": data_dir, "cache_size": 0, "rerank": options.rerank.method}
             )
         )
         stack.callback(engine.close)

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from imsearch.errors import CheckpointError, ConfigError, UnknownBackbone
+from imsearch.features.config import BACKBONES, EFFICIENTNET_LITES, RESNETS
 
 #: ImageNet statistics used by torchvision / cirtorch models.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -28,9 +29,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 HALF_MEAN = (0.5, 0.5, 0.5)
 HALF_STD = (0.5, 0.5, 0.5)
 
-EFFICIENTNET_LITES = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")
-RESNETS = ("resnet50", "resnet101", "resnet152")
-BACKBONES = EFFICIENTNET_LITES + RESNETS
 
 #: Where an EfficientNet-Lite trunk may end: after its last inverted-residual block
 #: (``blocks``, 320/352 channels) or after the 1x1 classification head conv (``head``, 1280).

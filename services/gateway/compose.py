@@ -17,8 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from imsearch.engine import open_engine
-from imsearch.features.extractor import Extractor
 from imsearch.features.local import SiftExtractor
 from imsearch.index.store import IndexStore
 from imsearch.indexing import maintain_collection
@@ -90,6 +88,7 @@ def compose(settings: Settings) -> Gateway:
         for name, url in (
             ("extractor", settings.extractor_url),
             ("search", settings.search_url),
+            ("search-read", settings.search_read_url),
             ("rerank", settings.rerank_url),
         )
         if url
@@ -117,6 +116,8 @@ def _extractor(
     if "extractor" in clients:
         info = clients["extractor"].get_json("/v1/info")
         return RemoteExtractor(clients["extractor"]), int(info["dim"])
+    from imsearch.features.extractor import Extractor  # torch: only when extracting here
+
     network = Extractor(settings.model(), settings.device, settings.batch_size)
     sift = SiftExtractor(settings.local_max_side, settings.local_max_keypoints)
     return InProcessExtractor(network, settings.image_limits(), sift), network.dim
@@ -126,7 +127,7 @@ def _searcher(
     settings: Settings, clients: dict[str, ServiceClient], model_id: str, dim: int, gateway: Gateway
 ) -> tuple[Searcher, IndexStore | None]:
     if "search" in clients:
-        remote = RemoteSearcher(clients["search"], model_id)
+        remote = RemoteSearcher(clients["search"], model_id, clients.get("search-read"))
         gateway.info, gateway.stats = _remote_info(clients["search"]), remote.stats
         return remote, None
     store = IndexStore(settings.data_dir, model_id, dim, settings.index_spec)
@@ -166,6 +167,8 @@ def _reranker(
 
 
 def _embedded(settings: Settings) -> Gateway:
+    from imsearch.engine import open_engine  # torch: only when extracting here
+
     engine = open_engine(settings)
     if settings.redis_url:
         engine.pipeline.cache = RedisCache(settings.redis_url, settings.cache_ttl_s)

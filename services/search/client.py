@@ -16,8 +16,13 @@ from services.contracts.v1 import messages_pb2 as pb
 
 
 class RemoteSearcher:
-    def __init__(self, client: ServiceClient, model_id: str) -> None:
+    """Writes go to the primary; searches to the read replicas when there are any."""
+
+    def __init__(
+        self, client: ServiceClient, model_id: str, read_client: ServiceClient | None = None
+    ) -> None:
         self.client = client
+        self.read_client = read_client or client
         self.model_id = model_id
 
     def search(
@@ -26,7 +31,7 @@ class RemoteSearcher:
         request = pb.SearchRequest(
             queries=[vector_to_pb(v) for v in np.atleast_2d(vectors)], k=k, knobs=knobs_to_pb(knobs)
         )
-        reply = self.client.call("/v1/search", request, pb.SearchResponse, idempotent=True)
+        reply = self.read_client.call("/v1/search", request, pb.SearchResponse, idempotent=True)
         return [hits_from_pb(r.hits) for r in reply.results]
 
     def add(self, items: Sequence[Item]) -> list[int]:
