@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 SHARED ?= ../shared/data
 RESULTS ?= docs/results
 
-.PHONY: install run test test-all redis validate lint eval bench bench-features bench-ann bench-rerank clean
+.PHONY: install run test test-all redis validate lint eval bench bench-features bench-ann bench-rerank bench-services clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,7 +42,7 @@ eval: install  ## the default pipeline on SMVS DVD covers (about 5 minutes)
 	mkdir -p $(RESULTS)
 	$(BIN)/imsearch eval $(SHARED)/smvs-dvd --json $(RESULTS)/eval-smvs-default.json
 
-bench: bench-features bench-ann bench-rerank  ## everything in docs/BENCHMARKS.md (hours on 2 cores)
+bench: bench-features bench-ann bench-rerank bench-services  ## all of docs/BENCHMARKS.md (hours)
 
 bench-features: install  ## descriptor grid: backbone x size x pooling x scales x whitening
 	mkdir -p $(RESULTS)
@@ -60,6 +60,9 @@ bench-ann: install  ## ANN families at 10k / 100k / 1M synthetic descriptors
 
 bench-rerank: install  ## re-ranking methods, M sweep, rotations, absent objects, distractors
 	scripts/bench-rerank.sh $(SHARED) $(RESULTS)
+
+bench-services: install redis  ## /v1/search under load: embedded vs four services
+	scripts/bench-services.sh $(SHARED) $(RESULTS)
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -381,6 +381,32 @@ def bench_ann(
     typer.echo(format_rows(rows))
 
 
+@bench_app.command("load")
+def bench_load(
+    url: Annotated[str, typer.Option(help="The gateway, e.g. http://127.0.0.1:8000.")],
+    images: Annotated[Path, typer.Option(help="Folder of query photos to send.")],
+    json_out: Annotated[Path, typer.Option("--json", help="Append the rows to this file.")],
+    concurrency: Annotated[str, typer.Option(help="Client counts, comma-separated.")] = "1,4,16",
+    duration: Annotated[float, typer.Option(help="Seconds per level.")] = 30.0,
+    mode: Annotated[str, typer.Option(help="A label for the rows (embedded, services…).")] = "",
+    rerank: Annotated[str | None, typer.Option(help="Re-ranking method per request.")] = None,
+    cache_bust: Annotated[bool, typer.Option(help="Make every request a cache miss.")] = True,
+) -> None:
+    """Throughput and latency percentiles of /v1/search at several concurrency levels."""
+    from imsearch.evaluate.load_bench import format_load, run_load
+
+    params = {"rerank": rerank} if rerank else {}
+    rows = json.loads(json_out.read_text()) if json_out.exists() else []
+    new = []
+    for level in [int(c) for c in concurrency.split(",")]:
+        row = run_load(url, images, level, duration, params, cache_bust) | {"mode": mode}
+        new.append(row)
+        typer.echo(format_load([row]).splitlines()[-1])
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(rows + new, indent=2))
+    typer.echo(format_load(new))
+
+
 @app.command()
 def serve(
     role: Annotated[

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Re-ranking benchmark on SMVS DVD covers: every method, M sweep, exhaustive verification,
+# rotated queries, absent objects and the 4k-distractor collection. Results: docs/results/.
+# Usage: scripts/bench-rerank.sh [SHARED_DATA_DIR] [RESULTS_DIR]   (about 1.5 h on 2 cores)
+set -euo pipefail
+SHARED=${1:-../shared/data}
+RESULTS=${2:-docs/results}
+BIN=${BIN:-.venv/bin}
+WORK=${WORK:-var/bench}
+SMVS="$SHARED/smvs-dvd"
+mkdir -p "$RESULTS" "$WORK"
+run() { "$BIN/imsearch" eval "$SMVS" --no-progress "$@"; }
+
+# One indexed collection serves every method (indexing is skipped on later runs).
+run --data-dir "$WORK/smvs" --rerank none --json "$RESULTS/eval-smvs-none.json"
+for method in qe dba diffusion qe+spatial; do
+  run --data-dir "$WORK/smvs" --rerank "$method" --json "$RESULTS/eval-smvs-${method/+/-}.json"
+done
+for m in 10 20 50 100; do
+  run --data-dir "$WORK/smvs" --rerank spatial --m "$m" --json "$RESULTS/eval-smvs-spatial-m$m.json"
+done
+# Upper bound: verify the whole database (205 images).
+run --data-dir "$WORK/smvs" --rerank spatial --m 205 --json "$RESULTS/eval-smvs-spatial-exhaustive.json"
+run --data-dir "$WORK/smvs" --rerank spatial --m 20 --early-exit 60 --json "$RESULTS/eval-smvs-spatial-m20-early60.json"
+for angle in 90 180 270; do
+  run --data-dir "$WORK/smvs" --rerank none --rotate "$angle" --json "$RESULTS/eval-smvs-none-rot$angle.json"
+  run --data-dir "$WORK/smvs" --rerank spatial --rotate "$angle" --json "$RESULTS/eval-smvs-spatial-rot$angle.json"
+done
+# Absent objects: covers 090-099 left out of the database; their 30 photos must get "no match".
+run --data-dir "$WORK/smvs-absent" --exclude-db 'ref_09*' --rerank spatial --json "$RESULTS/eval-smvs-spatial-absent.json"
+# A larger collection: 4,088 distractors added to the database.
+run --data-dir "$WORK/smvs-4k" --distractors "$SHARED/distractors-4k/images" --rerank none --json "$RESULTS/eval-smvs4k-none.json"
+run --data-dir "$WORK/smvs-4k" --distractors "$SHARED/distractors-4k/images" --rerank spatial --json "$RESULTS/eval-smvs4k-spatial-m20.json"
