@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 SHARED ?= ../shared/data
 RESULTS ?= docs/results
 
-.PHONY: install run test test-all redis validate lint eval bench bench-features bench-ann bench-rerank bench-services clean
+.PHONY: install run test test-all system-deps validate lint eval bench bench-features bench-ann bench-rerank bench-services clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,14 +22,17 @@ run: install  ## index the bundled demo collection and serve it on http://127.0.
 	$(BIN)/imsearch index var/demo/collection --data-dir var/demo-data
 	$(BIN)/imsearch serve --data-dir var/demo-data
 
-test: install redis  ## the test suite (what CI runs)
+test: install system-deps  ## the test suite (what CI runs)
 	$(BIN)/python -m pytest -q
 
-test-all: install redis  ## also the slow tests that need ../shared
+test-all: install system-deps  ## also the slow tests that need ../shared
 	$(BIN)/python -m pytest -q -m ""
 
-redis:  ## the service tests start a real redis-server (Debian package)
-	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
+system-deps:  ## Debian packages the tests use: a real redis-server, headless Chromium
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi
 
 validate: install  ## Dockerfiles, compose files and Kubernetes manifests, offline
 	$(BIN)/python -m pytest -q tests/unit/test_deploy.py
@@ -61,7 +64,7 @@ bench-ann: install  ## ANN families at 10k / 100k / 1M synthetic descriptors
 bench-rerank: install  ## re-ranking methods, M sweep, rotations, absent objects, distractors
 	scripts/bench-rerank.sh $(SHARED) $(RESULTS)
 
-bench-services: install redis  ## /v1/search under load: embedded vs four services
+bench-services: install system-deps  ## /v1/search under load: embedded vs four services
 	scripts/bench-services.sh $(SHARED) $(RESULTS)
 
 clean:

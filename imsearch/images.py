@@ -174,6 +174,19 @@ def resize_max_side(img: Image.Image, max_side: int) -> Image.Image:
     return img.resize(size, Image.Resampling.BILINEAR, reducing_gap=None if ratio > 0.5 else 2.0)
 
 
+#: Longer side of stored thumbnails, in pixels.
+THUMBNAIL_SIDE = 320
+
+
+def make_thumbnail(img: Image.Image, side: int = THUMBNAIL_SIDE) -> bytes:
+    """A small JPEG of ``img`` (already upright RGB) for result lists."""
+    small = img.copy()
+    small.thumbnail((side, side), Image.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    small.save(buffer, format="JPEG", quality=80, optimize=True)
+    return buffer.getvalue()
+
+
 def crop_box(img: Image.Image, bbox: BBox) -> Image.Image:
     """Crop to ``(x1, y1, x2, y2)`` in pixels, clamped to the image."""
     width, height = img.size

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from imsearch.errors import ConfigError, InvalidImage
 from imsearch.features.local import SiftExtractor
-from imsearch.images import ImageLimits, decode_image, list_images, sha256_hex
+from imsearch.images import ImageLimits, decode_image, list_images, make_thumbnail, sha256_hex
 from imsearch.index.catalog import Item
 from imsearch.index.store import IndexStore
 from imsearch.rerank.local_index import LocalIndex
@@ -73,6 +73,7 @@ class _Loaded:
     shown: str
     image: Image.Image | None = None
     local: bytes | None = None
+    thumbnail: bytes | None = None
     error: str = ""
 
 
@@ -178,6 +179,7 @@ def _load(
     loaded = _Loaded(ext_id or sha, sha, shown.as_posix())
     try:
         loaded.image = decode_image(data, limits, side)
+        loaded.thumbnail = make_thumbnail(loaded.image)
         if sift is not None:
             loaded.local = sift.extract(loaded.image).to_bytes()
     except InvalidImage as exc:
@@ -196,11 +198,13 @@ def _add_batch(
     vectors = extractor.describe([x.image for x in fresh if x.image is not None])
     items: list[Item] = []
     for x, vector in zip(fresh, vectors, strict=True):
-        items.append(Item(x.ext_id, vector, x.sha256, {"path": x.shown}, x.local))
+        items.append(Item(x.ext_id, vector, x.sha256, {"path": x.shown}, x.local, x.thumbnail))
     for x in todo:
         source = copies.get(x.ext_id)
         if source is not None:
-            items.append(Item(x.ext_id, source.vector, x.sha256, {"path": x.shown}, x.local))
+            items.append(
+                Item(x.ext_id, source.vector, x.sha256, {"path": x.shown}, x.local, x.thumbnail)
+            )
     store.add(items)
     for x in todo:
         by_hash.setdefault(x.sha256, x.ext_id)

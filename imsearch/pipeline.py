@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from imsearch.features.local import LocalFeatures, SiftExtractor
-from imsearch.images import BBox, ImageLimits, crop_box, decode_image, sha256_hex
+from imsearch.images import BBox, ImageLimits, crop_box, decode_image, make_thumbnail, sha256_hex
 from imsearch.index.catalog import Item
 from imsearch.index.store import Hit
 from imsearch.index.vectors import SearchKnobs
@@ -37,6 +37,7 @@ class Extracted:
 
     vectors: np.ndarray | None
     local: list[LocalFeatures] | None = None
+    thumbnails: list[bytes] | None = None
 
 
 class DescriptorExtractor(Protocol):
@@ -54,6 +55,7 @@ class DescriptorExtractor(Protocol):
         boxes: Sequence[BBox | None] | None = None,
         global_: bool = True,
         local: bool = False,
+        thumbnails: bool = False,
     ) -> Extracted: ...
 
 
@@ -127,13 +129,15 @@ class InProcessExtractor:
         boxes: Sequence[BBox | None] | None = None,
         global_: bool = True,
         local: bool = False,
+        thumbnails: bool = False,
     ) -> Extracted:
         """Decode each image once (cropped to its box, if any) and describe it."""
         boxes = boxes or [None] * len(images)
         decoded = [self.decode(data, box) for data, box in zip(images, boxes, strict=True)]
         vectors = self.extractor.describe(decoded) if global_ else None
         local_features = [self.sift.extract(img) for img in decoded] if local else None
-        return Extracted(vectors, local_features)
+        small = [make_thumbnail(img) for img in decoded] if thumbnails else None
+        return Extracted(vectors, local_features, small)
 
 
 class LRUCache:
@@ -287,10 +291,11 @@ class SearchPipeline:
 
     def add(self, ext_id: str, data: bytes, metadata: dict[str, Any] | None = None) -> Item:
         """Describe ``data`` and add (or replace) it under ``ext_id``; durable on return."""
-        got = self.extractor.extract([data], local=self.local_features)
+        got = self.extractor.extract([data], local=self.local_features, thumbnails=True)
         assert got.vectors is not None
         local = got.local[0].to_bytes() if got.local else None
-        item = Item(ext_id, got.vectors[0], sha256_hex(data), metadata or {}, local)
+        thumbnail = got.thumbnails[0] if got.thumbnails else None
+        item = Item(ext_id, got.vectors[0], sha256_hex(data), metadata or {}, local, thumbnail)
         for writer in self.writers:
             writer.add([item])
         return item

@@ -37,6 +37,10 @@ CREATE TABLE IF NOT EXISTS local_features (
     int_id INTEGER PRIMARY KEY,
     data   BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS thumbnails (
+    int_id INTEGER PRIMARY KEY,
+    data   BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS ops (
     seq    INTEGER PRIMARY KEY AUTOINCREMENT,
     op     TEXT NOT NULL CHECK (op IN ('add', 'del')),
@@ -55,6 +59,8 @@ class Item:
     metadata: dict[str, Any] = field(default_factory=dict)
     #: Serialized local features (see imsearch.features.local), stored beside the descriptor.
     local: bytes | None = None
+    #: A small JPEG for result lists (see imsearch.images.make_thumbnail).
+    thumbnail: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,11 @@ class Catalog:
                             "INSERT INTO local_features (int_id, data) VALUES (?, ?)",
                             (int_id, item.local),
                         )
+                    if item.thumbnail is not None:
+                        self._db.execute(
+                            "INSERT INTO thumbnails (int_id, data) VALUES (?, ?)",
+                            (int_id, item.thumbnail),
+                        )
                     self._db.execute("INSERT INTO ops (op, int_id) VALUES ('add', ?)", (int_id,))
                     new_ids.append(int_id)
                 self._db.execute("COMMIT")
@@ -156,6 +167,7 @@ class Catalog:
             return None
         self._db.execute("DELETE FROM items WHERE int_id = ?", (row[0],))
         self._db.execute("DELETE FROM local_features WHERE int_id = ?", (row[0],))
+        self._db.execute("DELETE FROM thumbnails WHERE int_id = ?", (row[0],))
         self._db.execute("INSERT INTO ops (op, int_id) VALUES ('del', ?)", (row[0],))
         return int(row[0])
 
@@ -271,6 +283,16 @@ class Catalog:
                 ).fetchall()
             out.update((int(i), bytes(d)) for i, d in rows)
         return out
+
+    def thumbnail(self, ext_id: str) -> tuple[bytes, str | None] | None:
+        """The stored thumbnail of ``ext_id`` and its image's content hash."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT t.data, i.sha256 FROM thumbnails t JOIN items i ON i.int_id = t.int_id "
+                "WHERE i.ext_id = ?",
+                (ext_id,),
+            ).fetchone()
+        return None if row is None else (bytes(row[0]), None if row[1] is None else str(row[1]))
 
     def local_count(self) -> int:
         with self._lock:

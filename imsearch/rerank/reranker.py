@@ -119,6 +119,8 @@ class RankedHit:
     global_score: float
     inliers: int | None = None
     verified: bool = False
+    #: Verified keypoint correspondences, normalised (see spatial.Verification.pairs).
+    matches: tuple[tuple[float, float, float, float], ...] | None = None
 
 
 @dataclass
@@ -275,13 +277,16 @@ class Reranker:
         )
         names = {v: e for e, v in int_ids.items()}
         inliers = {names[i]: v.inliers for i, v in checks.items()}
+        pairs = {names[i]: _as_tuples(v.pairs) for i, v in checks.items()}
         verified = sorted(
             (c for c in candidates if inliers.get(c, 0) >= config.min_inliers),
             key=lambda c: (-inliers[c], -cosine.get(c, 0.0)),
         )
         verified_set = set(verified)
         out = [
-            RankedHit(c, inliers[c] + cosine.get(c, 0.0), cosine.get(c, 0.0), inliers[c], True)
+            RankedHit(
+                c, inliers[c] + cosine.get(c, 0.0), cosine.get(c, 0.0), inliers[c], True, pairs[c]
+            )
             for c in verified
         ]
         out += [
@@ -291,6 +296,16 @@ class Reranker:
         ]
         details = {"verified": len(checks), "visual_shortlist": len(visual_ids)}
         return RerankResult(out[:k], no_confident_match=not verified, details=details)
+
+
+#: Correspondences kept per verified hit (enough to draw, small enough to send).
+MAX_PAIRS = 200
+
+
+def _as_tuples(pairs: np.ndarray | None) -> tuple[tuple[float, float, float, float], ...] | None:
+    if pairs is None:
+        return None
+    return tuple((float(a), float(b), float(c), float(d)) for a, b, c, d in pairs[:MAX_PAIRS])
 
 
 def _interleave(*lists: list[str]) -> dict[str, float]:

@@ -30,6 +30,9 @@ class VerifyParams:
 class Verification:
     inliers: int
     matches: int
+    #: Inlier correspondences ``(n, 4)``: query x, y then candidate x, y, each divided by its
+    #: image's width or height (0..1), so they can be drawn over any rendering of the images.
+    pairs: np.ndarray | None = None
 
     def verified(self, params: VerifyParams) -> bool:
         return self.inliers >= params.min_inliers
@@ -75,7 +78,13 @@ def verify(
     )
     if homography is None or mask is None or not plausible(homography, params.max_scale):
         return Verification(0, len(pairs))
-    return Verification(int(mask.sum()), len(pairs))
+    keep = mask.ravel().astype(bool)
+    scale_q = np.array([max(query.width, 1.0), max(query.height, 1.0)], dtype=np.float32)
+    scale_c = np.array([max(candidate.width, 1.0), max(candidate.height, 1.0)], dtype=np.float32)
+    inlier_pairs = np.hstack(
+        [src.reshape(-1, 2)[keep] / scale_q, dst.reshape(-1, 2)[keep] / scale_c]
+    )
+    return Verification(int(keep.sum()), len(pairs), inlier_pairs)
 
 
 def plausible(homography: np.ndarray, max_scale: float) -> bool:

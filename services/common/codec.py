@@ -85,6 +85,8 @@ def item_to_pb(item: Item, with_local: bool) -> pb.Item:
     )
     if with_local and item.local is not None:
         message.local.CopyFrom(local_to_pb(LocalFeatures.from_bytes(item.local)))
+    if not with_local and item.thumbnail is not None:  # thumbnails live with the index
+        message.thumbnail = item.thumbnail
     return message
 
 
@@ -96,6 +98,7 @@ def item_from_pb(message: pb.Item) -> Item:
         message.sha256 or None,
         json.loads(message.metadata_json or "{}"),
         local,
+        message.thumbnail or None,
     )
 
 
@@ -144,6 +147,7 @@ def rerank_result_to_pb(result: RerankResult) -> pb.RerankResponse:
                 global_score=h.global_score,
                 inliers=-1 if h.inliers is None else h.inliers,
                 verified=h.verified,
+                matches=[v for pair in (h.matches or ()) for v in pair],
             )
             for h in result.hits
         ],
@@ -161,7 +165,13 @@ def rerank_result_from_pb(message: pb.RerankResponse) -> RerankResult:
             float(h.global_score),
             None if h.inliers < 0 else int(h.inliers),
             bool(h.verified),
+            _quads(h.matches) if h.verified else None,
         )
         for h in message.hits
     ]
     return RerankResult(hits, answer, json.loads(message.details_json or "{}"))
+
+
+def _quads(values: Any) -> tuple[tuple[float, float, float, float], ...]:
+    flat = [float(v) for v in values]
+    return tuple((flat[i], flat[i + 1], flat[i + 2], flat[i + 3]) for i in range(0, len(flat), 4))

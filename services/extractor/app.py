@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from imsearch.features.extractor import Extractor
 from imsearch.features.local import SiftExtractor
+from imsearch.images import make_thumbnail
 from imsearch.pipeline import InProcessExtractor
 from imsearch.settings import Settings
 from services.common.app import Health, protobuf_response, read_message, service_app
@@ -123,6 +124,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if message.want_local:
             features = await run_in_threadpool(extractor.sift.extract, image)
             reply.local.CopyFrom(local_to_pb(features))
+        if message.want_thumbnail:
+            reply.thumbnail = await run_in_threadpool(make_thumbnail, image)
         return protobuf_response(reply)
 
     @app.get("/v1/info", tags=["extract"])

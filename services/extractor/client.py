@@ -36,11 +36,14 @@ class RemoteExtractor:
         boxes: Sequence[BBox | None] | None = None,
         global_: bool = True,
         local: bool = False,
+        thumbnails: bool = False,
     ) -> Extracted:
         boxes = boxes or [None] * len(images)
-        vectors, local_features = [], []
+        vectors, local_features, small = [], [], []
         for data, box in zip(images, boxes, strict=True):
-            request = pb.ExtractRequest(image=data, want_global=global_, want_local=local)
+            request = pb.ExtractRequest(
+                image=data, want_global=global_, want_local=local, want_thumbnail=thumbnails
+            )
             crop = bbox_to_pb(box)
             if crop is not None:
                 request.bbox.CopyFrom(crop)
@@ -50,4 +53,10 @@ class RemoteExtractor:
                 vectors.append(vector_from_pb(reply.vector))
             if local:
                 local_features.append(local_from_pb(reply.local))
-        return Extracted(np.stack(vectors) if global_ else None, local_features if local else None)
+            if thumbnails:
+                small.append(reply.thumbnail)
+        return Extracted(
+            np.stack(vectors) if global_ else None,
+            local_features if local else None,
+            small if thumbnails else None,
+        )

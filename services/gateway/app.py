@@ -15,10 +15,12 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, File, Form, Query, Request, UploadFile
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, File, Form, Query, Request, Response, UploadFile
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -36,6 +38,8 @@ from services.gateway.compose import Gateway, compose
 log = logging.getLogger(__name__)
 
 MAINTENANCE_S = 60.0
+#: The web page: plain HTML/CSS/JS, no build step, nothing from a CDN.
+STATIC = Path(__file__).parent / "static"
 MAX_METADATA_BYTES = 16 * 1024
 
 
@@ -46,6 +50,11 @@ class SearchHit(BaseModel):
     inliers: int | None = Field(None, description="Geometric verification inliers, if checked.")
     verified: bool = Field(False, description="Confirmed by geometric verification.")
     metadata: dict[str, Any] = Field(default_factory=dict)
+    matches: list[tuple[float, float, float, float]] | None = Field(
+        None,
+        description="With matches=true, for verified results: the consistent keypoint pairs "
+        "[x_query, y_query, x_result, y_result], each a fraction of its image's width/height.",
+    )
 
 
 class SearchResponse(BaseModel):
@@ -139,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         nprobe: Annotated[int | None, Query(ge=1, le=65536)] = None,
         ef_search: Annotated[int | None, Query(ge=1, le=65536)] = None,
         k_factor: Annotated[float | None, Query(ge=1, le=1000)] = None,
+        matches: Annotated[bool, Query(description="Return verified keypoint pairs.")] = False,
     ) -> SearchResponse:
         gateway = gateway_of(request)
         k = k or settings.default_k
@@ -164,6 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     inliers=h.inliers,
                     verified=h.verified,
                     metadata=info.get(h.id, (None, {}))[1],
+                    matches=list(h.matches) if matches and h.matches else None,
                 )
                 for h in result.hits
             ],
@@ -198,6 +209,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         item = await run_in_threadpool(gateway.pipeline.add, id, data, meta)
         return AddResponse(id=id, sha256=item.sha256, metadata=meta, created=True)
 
+    @app.get(
+        "/v1/images/{image_id:path}/thumbnail",
+        tags=["collection"],
+        response_class=Response,
+        responses={200: {"content": {"image/jpeg": {}}}, 304: {}, 404: {}},
+    )
+    async def thumbnail(request: Request, image_id: str) -> Response:
+        found = await run_in_threadpool(gateway_of(request).thumbnail, image_id)
+        if found is None:
+            raise UnknownId(f"no thumbnail for id {image_id!r}")
+        data, sha = found
+        etag = f'"{sha}"' if sha else None
+        headers = {"Cache-Control": "public, max-age=86400"} | ({"ETag": etag} if etag else {})
+        if etag and request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        return Response(data, media_type="image/jpeg", headers=headers)
+
     @app.get("/v1/images/{image_id:path}", response_model=ImageInfo, tags=["collection"])
     async def get_image(request: Request, image_id: str) -> ImageInfo:
         found = (await run_in_threadpool(gateway_of(request).info, [image_id])).get(image_id)
@@ -220,6 +248,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "mode": "services" if gateway.clients else "embedded",
             "rerank": gateway.pipeline.reranker.config.describe(),
         }
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     @app.get("/readyz", response_model=Health, tags=["health"], responses={503: {}})
     async def readyz(request: Request) -> Any:

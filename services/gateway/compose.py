@@ -44,6 +44,8 @@ from services.search.client import RemoteSearcher
 log = logging.getLogger(__name__)
 
 Info = Callable[[Sequence[str]], dict[str, tuple[str | None, dict[str, Any]]]]
+#: A stored thumbnail (JPEG) and its image's content hash, or None.
+Thumbnail = Callable[[str], "tuple[bytes, str | None] | None"]
 Task = Callable[[], object]
 
 
@@ -56,6 +58,7 @@ class Gateway:
     #: Content hash and metadata per id, from wherever the index lives.
     info: Info
     stats: Callable[[], dict[str, Any]]
+    thumbnail: Thumbnail = lambda image_id: None
     clients: dict[str, ServiceClient] = field(default_factory=dict)
     #: Periodic upkeep (whitening, vocabulary, snapshots) of collections held in this process.
     maintainers: list[Task] = field(default_factory=list)
@@ -129,9 +132,11 @@ def _searcher(
     if "search" in clients:
         remote = RemoteSearcher(clients["search"], model_id, clients.get("search-read"))
         gateway.info, gateway.stats = _remote_info(clients["search"]), remote.stats
+        gateway.thumbnail = remote.thumbnail
         return remote, None
     store = IndexStore(settings.data_dir, model_id, dim, settings.index_spec)
     gateway.info, gateway.stats = store.catalog.info, store.stats
+    gateway.thumbnail = store.catalog.thumbnail
     gateway.closers.append(lambda: _close_store(store))
     if "rerank" in clients:  # nothing else in this process looks after the index
         gateway.maintainers.append(lambda: maintain_collection(store, None, settings))
@@ -177,6 +182,7 @@ def _embedded(settings: Settings) -> Gateway:
         engine.pipeline.cache,
         engine.store.catalog.info,
         engine.store.stats,
+        engine.store.catalog.thumbnail,
         maintainers=[lambda: maintain_collection(engine.store, engine.local, settings)],
         closers=[engine.close],
     )

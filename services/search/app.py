@@ -191,6 +191,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return protobuf_response(pb.InfoResponse())
         return protobuf_response(await run_in_threadpool(info_response, current, list(message.ids)))
 
+    @app.post("/v1/thumbnail", tags=["search"], response_class=Response)
+    async def thumbnail(request: Request) -> Response:
+        message = await read_message(request, pb.ThumbnailRequest, 4096)
+        current = holder.store
+        found = await run_in_threadpool(current.catalog.thumbnail, message.id) if current else None
+        if found is None:
+            return protobuf_response(pb.ThumbnailResponse(found=False))
+        data, sha = found
+        return protobuf_response(pb.ThumbnailResponse(found=True, data=data, sha256=sha or ""))
+
     @app.get("/v1/stats", tags=["search"])
     async def stats() -> dict[str, Any]:
         current = holder.store

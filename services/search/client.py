@@ -48,5 +48,11 @@ class RemoteSearcher:
     def get(self, ext_id: str) -> dict[str, Any]:
         return dict(self.client.get_json(f"/v1/items/{ext_id}"))
 
+    def thumbnail(self, ext_id: str) -> tuple[bytes, str | None] | None:
+        reply = self.read_client.call(
+            "/v1/thumbnail", pb.ThumbnailRequest(id=ext_id), pb.ThumbnailResponse, idempotent=True
+        )
+        return (reply.data, reply.sha256 or None) if reply.found else None
+
     def stats(self) -> dict[str, Any]:
         return dict(self.client.get_json("/v1/stats"))

@@ -50,28 +50,32 @@ class BBox(_message.Message):
     def __init__(self, x1: _Optional[float] = ..., y1: _Optional[float] = ..., x2: _Optional[float] = ..., y2: _Optional[float] = ...) -> None: ...
 
 class ExtractRequest(_message.Message):
-    __slots__ = ("image", "want_global", "want_local", "bbox")
+    __slots__ = ("image", "want_global", "want_local", "bbox", "want_thumbnail")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     WANT_GLOBAL_FIELD_NUMBER: _ClassVar[int]
     WANT_LOCAL_FIELD_NUMBER: _ClassVar[int]
     BBOX_FIELD_NUMBER: _ClassVar[int]
+    WANT_THUMBNAIL_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     want_global: bool
     want_local: bool
     bbox: BBox
-    def __init__(self, image: _Optional[bytes] = ..., want_global: _Optional[bool] = ..., want_local: _Optional[bool] = ..., bbox: _Optional[_Union[BBox, _Mapping]] = ...) -> None: ...
+    want_thumbnail: bool
+    def __init__(self, image: _Optional[bytes] = ..., want_global: _Optional[bool] = ..., want_local: _Optional[bool] = ..., bbox: _Optional[_Union[BBox, _Mapping]] = ..., want_thumbnail: _Optional[bool] = ...) -> None: ...
 
 class ExtractResponse(_message.Message):
-    __slots__ = ("model_id", "local_id", "vector", "local")
+    __slots__ = ("model_id", "local_id", "vector", "local", "thumbnail")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     LOCAL_ID_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     LOCAL_FIELD_NUMBER: _ClassVar[int]
+    THUMBNAIL_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     local_id: str
     vector: Vector
     local: LocalFeatures
-    def __init__(self, model_id: _Optional[str] = ..., local_id: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., local: _Optional[_Union[LocalFeatures, _Mapping]] = ...) -> None: ...
+    thumbnail: bytes
+    def __init__(self, model_id: _Optional[str] = ..., local_id: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., local: _Optional[_Union[LocalFeatures, _Mapping]] = ..., thumbnail: _Optional[bytes] = ...) -> None: ...
 
 class SearchKnobs(_message.Message):
     __slots__ = ("nprobe", "ef_search", "k_factor")
@@ -114,18 +118,20 @@ class SearchResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[HitList, _Mapping]]] = ...) -> None: ...
 
 class Item(_message.Message):
-    __slots__ = ("id", "vector", "sha256", "metadata_json", "local")
+    __slots__ = ("id", "vector", "sha256", "metadata_json", "local", "thumbnail")
     ID_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     SHA256_FIELD_NUMBER: _ClassVar[int]
     METADATA_JSON_FIELD_NUMBER: _ClassVar[int]
     LOCAL_FIELD_NUMBER: _ClassVar[int]
+    THUMBNAIL_FIELD_NUMBER: _ClassVar[int]
     id: str
     vector: Vector
     sha256: str
     metadata_json: str
     local: LocalFeatures
-    def __init__(self, id: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., sha256: _Optional[str] = ..., metadata_json: _Optional[str] = ..., local: _Optional[_Union[LocalFeatures, _Mapping]] = ...) -> None: ...
+    thumbnail: bytes
+    def __init__(self, id: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., sha256: _Optional[str] = ..., metadata_json: _Optional[str] = ..., local: _Optional[_Union[LocalFeatures, _Mapping]] = ..., thumbnail: _Optional[bytes] = ...) -> None: ...
 
 class AddRequest(_message.Message):
     __slots__ = ("model_id", "items")
@@ -175,6 +181,22 @@ class InfoResponse(_message.Message):
     items: _containers.RepeatedCompositeFieldContainer[ItemInfo]
     def __init__(self, items: _Optional[_Iterable[_Union[ItemInfo, _Mapping]]] = ...) -> None: ...
 
+class ThumbnailRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class ThumbnailResponse(_message.Message):
+    __slots__ = ("found", "data", "sha256")
+    FOUND_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    found: bool
+    data: bytes
+    sha256: str
+    def __init__(self, found: _Optional[bool] = ..., data: _Optional[bytes] = ..., sha256: _Optional[str] = ...) -> None: ...
+
 class RerankConfig(_message.Message):
     __slots__ = ("method", "m", "min_inliers", "early_exit_inliers", "shortlist")
     METHOD_FIELD_NUMBER: _ClassVar[int]
@@ -206,18 +228,20 @@ class RerankRequest(_message.Message):
     def __init__(self, query: _Optional[_Union[Vector, _Mapping]] = ..., local: _Optional[_Union[LocalFeatures, _Mapping]] = ..., hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., k: _Optional[int] = ..., config: _Optional[_Union[RerankConfig, _Mapping]] = ..., knobs: _Optional[_Union[SearchKnobs, _Mapping]] = ...) -> None: ...
 
 class RankedHit(_message.Message):
-    __slots__ = ("id", "score", "global_score", "inliers", "verified")
+    __slots__ = ("id", "score", "global_score", "inliers", "verified", "matches")
     ID_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     GLOBAL_SCORE_FIELD_NUMBER: _ClassVar[int]
     INLIERS_FIELD_NUMBER: _ClassVar[int]
     VERIFIED_FIELD_NUMBER: _ClassVar[int]
+    MATCHES_FIELD_NUMBER: _ClassVar[int]
     id: str
     score: float
     global_score: float
     inliers: int
     verified: bool
-    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., global_score: _Optional[float] = ..., inliers: _Optional[int] = ..., verified: _Optional[bool] = ...) -> None: ...
+    matches: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., global_score: _Optional[float] = ..., inliers: _Optional[int] = ..., verified: _Optional[bool] = ..., matches: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class RerankResponse(_message.Message):
     __slots__ = ("hits", "answer", "details_json")

@@ -1,0 +1,217 @@
+// imsearch web page: search by photo, see why a result matched, manage the collection.
+// Plain JavaScript, no build step, nothing from a CDN: it only talks to this gateway's /v1 API.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let queryFile = null;
+let queryUrl = null;
+
+// ---- tabs ---------------------------------------------------------------------------------
+function showTab(name) {
+  for (const tab of ["search", "manage"]) {
+    const selected = tab === name;
+    $(`tab-${tab}`).setAttribute("aria-selected", String(selected));
+    $(`panel-${tab}`).hidden = !selected;
+  }
+  if (name === "manage") refreshStats();
+}
+$("tab-search").addEventListener("click", () => showTab("search"));
+$("tab-manage").addEventListener("click", () => showTab("manage"));
+
+// ---- API ----------------------------------------------------------------------------------
+async function api(path, options = {}) {
+  let response;
+  try {
+    response = await fetch(path, options);
+  } catch (err) {
+    throw new Error(`The server cannot be reached (${err.message}).`);
+  }
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = body.error || {};
+    throw new Error(`${error.message || response.statusText} (${error.code || response.status})`);
+  }
+  return body;
+}
+
+function setStatus(element, text, isError = false) {
+  element.textContent = text;
+  element.classList.toggle("error", isError);
+}
+
+// ---- search -------------------------------------------------------------------------------
+function chooseQuery(file) {
+  if (!file) return;
+  queryFile = file;
+  if (queryUrl) URL.revokeObjectURL(queryUrl);
+  queryUrl = URL.createObjectURL(file);
+  const preview = $("query-preview");
+  preview.src = queryUrl;
+  preview.alt = `Query photo: ${file.name}`;
+  preview.hidden = false;
+  search();
+}
+
+$("search-file").addEventListener("change", (event) => chooseQuery(event.target.files[0]));
+const drop = $("drop");
+drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+drop.addEventListener("drop", (event) => {
+  event.preventDefault();
+  drop.classList.remove("over");
+  chooseQuery(event.dataTransfer.files[0]);
+});
+drop.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" || event.key === " ") { event.preventDefault(); $("search-file").click(); }
+});
+$("search-form").addEventListener("submit", (event) => { event.preventDefault(); search(); });
+
+async function search() {
+  const status = $("search-status");
+  if (!queryFile) { setStatus(status, "Choose a photo first.", true); return; }
+  const form = new FormData();
+  form.append("image", queryFile);
+  const params = new URLSearchParams({ k: $("search-k").value, rerank: $("search-rerank").value, matches: "true" });
+  setStatus(status, "Searching…");
+  $("results").replaceChildren();
+  $("no-match").hidden = true;
+  $("timings").textContent = "";
+  try {
+    const body = await api(`/v1/search?${params}`, { method: "POST", body: form });
+    renderResults(body);
+    setStatus(status, `${body.results.length} results.`);
+  } catch (err) {
+    setStatus(status, `Search failed: ${err.message}`, true);
+  }
+}
+
+function renderResults(body) {
+  $("no-match").hidden = body.no_confident_match !== true;
+  const list = $("results");
+  body.results.forEach((hit, index) => {
+    const item = document.createElement("li");
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "result";
+    button.dataset.id = hit.id;
+    const img = document.createElement("img");
+    img.src = thumbnailUrl(hit.id);
+    img.alt = hit.id;
+    img.loading = "lazy";
+    const meta = document.createElement("div");
+    meta.className = "meta";
+    const verified = hit.verified ? ` <span class="badge">${hit.inliers} inliers</span>` : "";
+    meta.innerHTML = `<strong>${index + 1}.</strong> <span class="id"></span>${verified}<br>similarity ${hit.global_score.toFixed(3)}`;
+    meta.querySelector(".id").textContent = hit.id;
+    button.append(img, meta);
+    button.setAttribute("aria-label", `Result ${index + 1}: ${hit.id}${hit.verified ? `, verified with ${hit.inliers} inliers` : ""}. Show why it matched.`);
+    button.addEventListener("click", () => showMatch(hit));
+    item.append(button);
+    list.append(item);
+  });
+  const t = body.timings_ms;
+  $("timings").textContent = `extract ${t.extract.toFixed(0)} ms · search ${t.search.toFixed(1)} ms · rerank ${t.rerank.toFixed(0)} ms · total ${t.total.toFixed(0)} ms · cache ${body.cache} · ${body.rerank.method}`;
+}
+
+function thumbnailUrl(id) {
+  return `/v1/images/${id.split("/").map(encodeURIComponent).join("/")}/thumbnail`;
+}
+
+// ---- why it matched -----------------------------------------------------------------------
+function loadImage(src) {
+  return new Promise((resolve, reject) => {
+    const img = new Image();
+    img.onload = () => resolve(img);
+    img.onerror = () => reject(new Error(`cannot load ${src}`));
+    img.src = src;
+  });
+}
+
+async function showMatch(hit) {
+  const dialog = $("match-dialog");
+  const pairs = hit.matches || [];
+  $("match-summary").textContent = hit.verified
+    ? `${hit.id}: ${hit.inliers} keypoints agree on one perspective transform; ${Math.min(pairs.length, hit.inliers)} are drawn.`
+    : `${hit.id} was not verified geometrically (${hit.inliers ?? 0} consistent keypoints); it is ranked by descriptor similarity (${hit.global_score.toFixed(3)}).`;
+  dialog.showModal();
+  const [query, result] = await Promise.all([loadImage(queryUrl), loadImage(thumbnailUrl(hit.id))]);
+  const canvas = $("match-canvas");
+  const height = 360;
+  const qw = query.width * height / query.height;
+  const rw = result.width * height / result.height;
+  const gap = 16;
+  canvas.width = Math.round(qw + gap + rw);
+  canvas.height = height;
+  canvas.dataset.lines = String(pairs.length);
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#fff";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.drawImage(query, 0, 0, qw, height);
+  ctx.drawImage(result, qw + gap, 0, rw, height);
+  ctx.lineWidth = 1;
+  pairs.forEach(([xq, yq, xr, yr], i) => {
+    ctx.strokeStyle = `hsl(${(i * 47) % 360} 80% 45%)`;
+    ctx.beginPath();
+    ctx.moveTo(xq * qw, yq * height);
+    ctx.lineTo(qw + gap + xr * rw, yr * height);
+    ctx.stroke();
+  });
+}
+
+// ---- collection ---------------------------------------------------------------------------
+$("add-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const status = $("manage-status");
+  const form = new FormData();
+  form.append("image", $("add-file").files[0]);
+  form.append("id", $("add-id").value.trim());
+  form.append("metadata", $("add-metadata").value.trim() || "{}");
+  setStatus(status, "Adding…");
+  try {
+    const body = await api("/v1/images", { method: "POST", body: form });
+    setStatus(status, body.created ? `Added ${body.id}.` : `${body.id} was already there, unchanged.`);
+    refreshStats();
+  } catch (err) {
+    setStatus(status, `Adding failed: ${err.message}`, true);
+  }
+});
+
+$("delete-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const status = $("manage-status");
+  const id = $("delete-id").value.trim();
+  try {
+    await api(`/v1/images/${id.split("/").map(encodeURIComponent).join("/")}`, { method: "DELETE" });
+    setStatus(status, `Deleted ${id}.`);
+    refreshStats();
+  } catch (err) {
+    setStatus(status, `Deleting failed: ${err.message}`, true);
+  }
+});
+
+$("stats-refresh").addEventListener("click", refreshStats);
+
+async function refreshStats() {
+  const list = $("stats");
+  try {
+    const stats = await api("/v1/stats");
+    const rows = {
+      images: stats.count,
+      "descriptor model": stats.model_id,
+      index: stats.index ? stats.index.factory : "",
+      whitening: stats.whitening ? `learned from ${stats.whitening.n} images` : "none yet",
+      mode: stats.mode,
+      "default re-ranking": stats.rerank ? stats.rerank.method : "",
+    };
+    list.replaceChildren(...Object.entries(rows).flatMap(([key, value]) => {
+      const dt = document.createElement("dt");
+      dt.textContent = key;
+      const dd = document.createElement("dd");
+      dd.textContent = value ?? "";
+      dd.dataset.key = key;
+      return [dt, dd];
+    }));
+  } catch (err) {
+    setStatus($("manage-status"), `Stats unavailable: ${err.message}`, true);
+  }
+}
