@@ -54,9 +54,9 @@ class Settings(BaseSettings):
     batch_size: int = Field(8, ge=1, le=256)
 
     # -- index ---------------------------------------------------------------------------------
-    #: Index family: a preset (``exact``, ``hnsw``, ``ivf-pq``… see imsearch.index.specs) or a
-    #: FAISS factory string.
-    index_spec: str = "exact"
+    #: Index family: ``auto`` (exact search up to 200k images, HNSW above), a preset
+    #: (``exact``, ``hnsw``, ``ivf-pq``… see imsearch.index.specs) or a FAISS factory string.
+    index_spec: str = "auto"
     #: Default search knobs (per-request values override them).
     search_nprobe: int = Field(16, ge=1)
     search_ef: int = Field(64, ge=1)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from imsearch.errors import ConfigError
 
@@ -40,6 +40,11 @@ PRESETS: dict[str, str] = {
     "ivf-hnsw-pq": "IVF{nlist}_HNSW32,PQ{m}",
     "ivf-hnsw-pq-refine": "IVF{nlist}_HNSW32,PQ{m},RFlat",
 }
+
+#: ``auto``: exact search below this many vectors, ``AUTO_LARGE`` from there on. Chosen from
+#: `imsearch bench ann` (docs/BENCHMARKS.md): exact search stays interactive up to here.
+AUTO_EXACT_MAX = 200_000
+AUTO_LARGE = "hnsw"
 
 #: FAISS asks for at least this many training points per centroid (k-means).
 POINTS_PER_CENTROID = 39
@@ -73,6 +78,9 @@ def auto_m(d: int, dims_per_code: int = 4) -> int:
 
 def resolve(spec: str, n: int, d: int) -> ResolvedSpec:
     """Turn a preset or factory string into a concrete factory string for ``n`` × ``d``."""
+    if spec == "auto":
+        spec_for_n = "exact" if n < AUTO_EXACT_MAX else AUTO_LARGE
+        return replace(resolve(spec_for_n, n, d), requested="auto")
     factory = PRESETS.get(spec, spec)
     nlist = auto_nlist(n) if "{nlist}" in factory else None
     m = auto_m(d) if "{m}" in factory else auto_m(d, 8) if "{m8}" in factory else None

@@ -46,6 +46,11 @@ WHITENING_FILE = "whitening.npz"
 MAX_TOMBSTONE_SHARE = 0.10
 
 
+def _family(factory: str) -> str:
+    """A factory string without its sizes (``IVF1024,PQ80`` → ``IVF,PQ``)."""
+    return "".join(c for c in factory if not c.isdigit())
+
+
 @dataclass(frozen=True)
 class Hit:
     id: str
@@ -190,13 +195,16 @@ class IndexStore:
             self.snapshot(compact=False)
 
     def _needs_rebuild(self) -> bool:
-        """Tombstones past the limit, or a fallback the collection has outgrown."""
+        """Tombstones past the limit, a fallback the collection has outgrown, or an ``auto``
+        spec whose family changed with the collection's size."""
         index = self._index
         if index.ntotal and len(index.tombstones) > MAX_TOMBSTONE_SHARE * index.ntotal:
             return True
-        if self.build.fallback:
+        if self.build.fallback or self.spec == "auto":
             factory, _, reason = plan(self.spec, self.catalog.count(), self.index_dim)
-            return reason is None and factory != "Flat"
+            if self.build.fallback:
+                return reason is None and factory != "Flat"
+            return _family(factory) != _family(self.build.factory)
         return False
 
     def _catch_up(self) -> None:

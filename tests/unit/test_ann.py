@@ -135,3 +135,25 @@ def test_spec_resolution() -> None:
         resolve("PQ7", 10, 32)
     with pytest.raises(ConfigError):
         VectorIndex(32, "Nonsense42")
+
+
+def test_auto_spec_is_exact_for_small_collections(monkeypatch) -> None:
+    from imsearch.index import specs
+
+    assert specs.resolve("auto", 1000, 32).factory == "Flat"
+    assert specs.resolve("auto", specs.AUTO_EXACT_MAX, 32).factory == specs.PRESETS["hnsw"]
+    assert specs.resolve("auto", 10, 32).requested == "auto"
+
+
+def test_auto_spec_switches_family_as_the_collection_grows(tmp_path, vectors, monkeypatch) -> None:
+    from imsearch.index import specs
+
+    monkeypatch.setattr(specs, "AUTO_EXACT_MAX", 1000)
+    store = IndexStore(tmp_path, "m", DIM, "auto")
+    store.add([Item(f"v{i}", v) for i, v in enumerate(vectors[:500])])
+    store.snapshot()
+    assert store.stats()["index"]["factory"] == "Flat"
+    store.add([Item(f"v{i}", v) for i, v in enumerate(vectors[500:1500], start=500)])
+    store.snapshot()
+    assert store.stats()["index"]["factory"].startswith("HNSW")
+    assert store.search(vectors[1200], 1, WIDE)[0][0].id == "v1200"
