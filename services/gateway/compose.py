@@ -96,7 +96,7 @@ def compose(settings: Settings) -> Gateway:
         )
         if url
     }
-    gateway = Gateway(None, _cache(settings), lambda ids: {}, dict, clients)  # type: ignore[arg-type]
+    gateway = Gateway(None, _cache(settings), lambda ids: {}, dict, clients=clients)  # type: ignore[arg-type]
     gateway.closers += [client.close for client in clients.values()]
     extractor, dim = _extractor(settings, clients)
     searcher, store = _searcher(settings, clients, extractor.model_id, dim, gateway)
