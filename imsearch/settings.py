@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     #: Search service as a read-only replica: serve the snapshot, reload it when it changes.
     replica: bool = False
     replica_poll_s: float = Field(5.0, gt=0)
+    #: How often a service looks after its collection (whitening, vocabulary, snapshot).
+    maintenance_s: float = Field(60.0, gt=0)
 
     @field_validator("scales", mode="before")
     @classmethod

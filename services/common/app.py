@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager, suppress
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request, Response
@@ -16,12 +19,14 @@ from prometheus_client import (
     generate_latest,
 )
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 
-from imsearch.errors import ConfigError, ImageTooLarge
+from imsearch.errors import ConfigError, ImageTooLarge, IndexNotReady
 from services.common.codec import PROTOBUF
 from services.common.errors import install_error_handlers
 
 M = TypeVar("M", bound=Message)
+log = logging.getLogger(__name__)
 
 #: Latency buckets from 1 ms to 30 s.
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -115,3 +120,38 @@ async def read_message(request: Request, cls: type[M], max_bytes: int) -> M:
 
 def protobuf_response(message: Message, status_code: int = 200) -> Response:
     return Response(message.SerializeToString(), status_code=status_code, media_type=PROTOBUF)
+
+
+async def every(
+    interval_s: float,
+    step: Callable[[], object],
+    what: str,
+    on_error: Callable[[Exception], None] | None = None,
+) -> None:
+    """Run ``step`` in a worker thread now and then every ``interval_s`` seconds, forever.
+
+    An empty collection (IndexNotReady) is normal; any other failure is logged, handed to
+    ``on_error`` and never ends the loop: upkeep must not take a service down.
+    """
+    while True:
+        try:
+            await run_in_threadpool(step)
+        except IndexNotReady:
+            pass
+        except Exception as exc:
+            log.exception("%s failed", what)
+            if on_error is not None:
+                on_error(exc)
+        await asyncio.sleep(interval_s)
+
+
+@asynccontextmanager
+async def running(job: Coroutine[Any, Any, None]) -> AsyncIterator[None]:
+    """Run ``job`` in the background for the life of the block (an app's lifespan)."""
+    task = asyncio.get_running_loop().create_task(job)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task

@@ -10,11 +10,10 @@ GET    /healthz /readyz /metrics, OpenAPI at /docs
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,14 +29,13 @@ from imsearch.index.vectors import SearchKnobs
 from imsearch.pipeline import SearchResult
 from imsearch.rerank.reranker import with_overrides
 from imsearch.settings import Settings
-from services.common.app import Health, service_app
+from services.common.app import Health, every, running, service_app
 from services.common.errors import error_body
 from services.common.uploads import read_upload
 from services.gateway.compose import Gateway, compose
 
 log = logging.getLogger(__name__)
 
-MAINTENANCE_S = 60.0
 #: The web page: plain HTML/CSS/JS, no build step, nothing from a CDN.
 STATIC = Path(__file__).parent / "static"
 MAX_METADATA_BYTES = 16 * 1024
@@ -93,22 +91,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         gateway = await run_in_threadpool(compose, settings)
         app.state.gateway = gateway
-        task = asyncio.get_running_loop().create_task(_maintain(gateway))
-        try:
+        async with running(every(settings.maintenance_s, gateway.maintain, "gateway upkeep")):
             yield
-        finally:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
-            await run_in_threadpool(gateway.close)
-
-    async def _maintain(gateway: Gateway) -> None:
-        while True:
-            await asyncio.sleep(MAINTENANCE_S)
-            try:
-                await run_in_threadpool(gateway.maintain)
-            except Exception:
-                log.exception("gateway maintenance failed")
+        await run_in_threadpool(gateway.close)
 
     app = service_app("gateway", "imsearch", lifespan, "Search an image collection by photo.")
     app.state.gateway = None

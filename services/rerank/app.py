@@ -14,10 +14,9 @@ on the same schedule.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -30,7 +29,14 @@ from imsearch.indexing import maintain_collection
 from imsearch.rerank.local_index import LocalIndex
 from imsearch.rerank.reranker import QueryFeatures, Reranker, RerankResult
 from imsearch.settings import Settings
-from services.common.app import Health, protobuf_response, read_message, service_app
+from services.common.app import (
+    Health,
+    every,
+    protobuf_response,
+    read_message,
+    running,
+    service_app,
+)
 from services.common.codec import (
     hits_from_pb,
     item_from_pb,
@@ -41,7 +47,7 @@ from services.common.codec import (
     vector_from_pb,
 )
 from services.contracts.v1 import messages_pb2 as pb
-from services.search.app import MAINTENANCE_S, MAX_BODY, add_new
+from services.search.app import MAX_BODY, add_new
 
 log = logging.getLogger(__name__)
 
@@ -77,29 +83,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     state = RerankState(settings)
 
+    def upkeep() -> None:
+        if state.store is None:
+            state.open()
+        else:
+            maintain_collection(state.store, state.local, settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.get_running_loop().create_task(_maintain())
-        try:
+        async with running(every(settings.maintenance_s, upkeep, "rerank upkeep")):
             yield
-        finally:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
-            await run_in_threadpool(state.close)
-
-    async def _maintain() -> None:
-        while True:
-            try:
-                if state.store is None:
-                    await run_in_threadpool(state.open)
-                else:
-                    await run_in_threadpool(maintain_collection, state.store, state.local, settings)
-            except IndexNotReady:
-                pass  # an empty data directory: the first add creates the copy
-            except Exception:
-                log.exception("rerank maintenance failed")
-            await asyncio.sleep(MAINTENANCE_S)
+        await run_in_threadpool(state.close)
 
     app = service_app(
         "rerank",

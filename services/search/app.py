@@ -10,16 +10,16 @@
 With ``IMSEARCH_REPLICA=1`` it serves the data directory read-only: it maps the snapshot and,
 whenever ``snapshot.json`` changes, opens the new one and swaps it in between two requests
 (no downtime); writes are refused. Otherwise it learns the whitening when the collection is
-large enough and snapshots the log every ``MAINTENANCE_S`` seconds.
+large enough and snapshots the log every ``IMSEARCH_MAINTENANCE_S`` seconds.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +33,20 @@ from imsearch.index.catalog import Item
 from imsearch.index.store import SNAPSHOT_FILE, IndexStore
 from imsearch.indexing import maintain_collection
 from imsearch.settings import Settings
-from services.common.app import Health, protobuf_response, read_message, service_app
+from services.common.app import (
+    Health,
+    every,
+    protobuf_response,
+    read_message,
+    running,
+    service_app,
+)
 from services.common.codec import item_from_pb, knobs_from_pb, vector_from_pb
 from services.common.errors import error_body
 from services.contracts.v1 import messages_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-MAINTENANCE_S = 60.0
 #: Protobuf bodies carry descriptors, not images: this bounds a batch of adds.
 MAX_BODY = 64 * 1024 * 1024
 
@@ -84,43 +90,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def open_store() -> IndexStore:
         return IndexStore(settings.data_dir, spec=settings.index_spec, readonly=settings.replica)
 
+    pointer = Path(settings.data_dir) / SNAPSHOT_FILE
+
+    def refresh() -> None:
+        """Open the store once it exists; then reload a newer snapshot (replica) or look after
+        the collection (primary)."""
+        mtime = pointer.stat().st_mtime if pointer.exists() else 0.0
+        if holder.store is None:
+            holder.store, holder.snapshot_mtime, holder.error = open_store(), mtime, None
+        elif settings.replica and mtime != holder.snapshot_mtime:
+            old, holder.store, holder.snapshot_mtime = holder.store, open_store(), mtime
+            log.info("replica: swapped in the snapshot of %s", mtime)
+            time.sleep(1.0)  # let searches that started on the old store finish
+            old.close()
+        elif not settings.replica:
+            maintain_collection(holder.store, None, settings)
+
+    def failed(exc: Exception) -> None:
+        holder.error = f"{type(exc).__name__}: {exc}"
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        task = asyncio.get_running_loop().create_task(_keep_loading())
-        try:
+        interval = settings.replica_poll_s if settings.replica else settings.maintenance_s
+        async with running(every(interval, refresh, "search upkeep", failed)):
             yield
-        finally:
-            task.cancel()
-            with suppress(asyncio.CancelledError):
-                await task
-            if holder.store is not None:
-                await run_in_threadpool(_close, holder.store)
-
-    async def _keep_loading() -> None:
-        """Open the store (once it exists), then keep it fresh or maintained."""
-        pointer = Path(settings.data_dir) / SNAPSHOT_FILE
-        while True:
-            try:
-                if holder.store is None:
-                    holder.store = await run_in_threadpool(open_store)
-                    holder.snapshot_mtime = pointer.stat().st_mtime if pointer.exists() else 0.0
-                    holder.error = None
-                elif settings.replica:
-                    mtime = pointer.stat().st_mtime if pointer.exists() else 0.0
-                    if mtime != holder.snapshot_mtime:
-                        fresh = await run_in_threadpool(open_store)
-                        old, holder.store, holder.snapshot_mtime = holder.store, fresh, mtime
-                        log.info("replica: swapped in the snapshot of %s", mtime)
-                        await asyncio.sleep(1.0)  # let in-flight searches finish on the old one
-                        old.close()
-                else:
-                    await run_in_threadpool(maintain_collection, holder.store, None, settings)
-            except IndexNotReady:
-                pass  # an empty data directory: the first add creates the collection
-            except Exception as exc:
-                holder.error = f"{type(exc).__name__}: {exc}"
-                log.exception("search maintenance failed")
-            await asyncio.sleep(settings.replica_poll_s if settings.replica else MAINTENANCE_S)
+        if holder.store is not None:
+            await run_in_threadpool(_close, holder.store)
 
     app = service_app(
         "search",

@@ -1,0 +1,108 @@
+"""Service building blocks: the extractor's batching and the client's retry rules."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from imsearch.errors import DependencyUnavailable, ModelMismatch
+from services.common.client import ServiceClient
+from services.contracts.v1 import messages_pb2 as pb
+from services.extractor.app import MicroBatcher
+
+
+def widths(images: Sequence[Image.Image]) -> np.ndarray:
+    return np.array([[float(img.size[0])] for img in images])
+
+
+def test_concurrent_requests_share_one_batch() -> None:
+    async def scenario() -> tuple[list[np.ndarray], list[int]]:
+        batcher = MicroBatcher(widths, window_s=0.2)
+        batcher.start()
+        images = [Image.new("RGB", (10 + i, 8)) for i in range(5)]
+        results = await asyncio.gather(*(batcher.submit(img) for img in images))
+        alone = await batcher.submit(Image.new("RGB", (99, 8)))
+        await batcher.stop()
+        return [*results, alone], batcher.batches
+
+    results, batches = asyncio.run(scenario())
+    assert [float(r[0]) for r in results] == [10, 11, 12, 13, 14, 99]  # each gets its own row
+    assert batches == [5, 1]
+
+
+def test_a_failing_batch_fails_every_waiter() -> None:
+    def broken(images: Sequence[Image.Image]) -> np.ndarray:
+        raise RuntimeError("out of memory")
+
+    async def scenario() -> list[BaseException | np.ndarray]:
+        batcher = MicroBatcher(broken, window_s=0.05)
+        batcher.start()
+        outcome = await asyncio.gather(
+            *(batcher.submit(Image.new("RGB", (8, 8))) for _ in range(3)), return_exceptions=True
+        )
+        await batcher.stop()
+        return outcome
+
+    assert all(isinstance(o, RuntimeError) for o in asyncio.run(scenario()))
+
+
+# -- error paths of the client, against a fake transport ------------------------------------
+
+
+def client_with(handler, retries: int = 2) -> tuple[ServiceClient, list[httpx.Request]]:
+    seen: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return handler(request, len(seen))
+
+    client = ServiceClient("search", "http://search.test", timeout_s=1.0, retries=retries)
+    client._http = httpx.Client(
+        base_url="http://search.test", transport=httpx.MockTransport(record)
+    )
+    return client, seen
+
+
+def test_idempotent_calls_retry_on_refused_connections_and_503() -> None:
+    def flaky(request: httpx.Request, n: int) -> httpx.Response:
+        if n == 1:
+            raise httpx.ConnectError("refused", request=request)
+        if n == 2:
+            return httpx.Response(503, json={"error": {"code": "x", "message": "busy"}})
+        return httpx.Response(200, content=pb.DeleteResponse(deleted=1).SerializeToString())
+
+    client, seen = client_with(flaky)
+    reply = client.call("/v1/delete", pb.DeleteRequest(ids=["a"]), pb.DeleteResponse, True)
+    assert reply.deleted == 1 and len(seen) == 3
+
+
+def test_non_idempotent_calls_are_never_repeated() -> None:
+    def refused(request: httpx.Request, n: int) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    client, seen = client_with(refused)
+    with pytest.raises(DependencyUnavailable, match="unreachable"):
+        client.call("/v1/add", pb.AddRequest(), pb.AddResponse, idempotent=False)
+    assert len(seen) == 1
+
+
+def test_timeouts_are_not_retried_and_domain_errors_keep_their_code() -> None:
+    def slow(request: httpx.Request, n: int) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    client, seen = client_with(slow)
+    with pytest.raises(DependencyUnavailable, match="in time"):
+        client.call("/v1/search", pb.SearchRequest(), pb.SearchResponse, idempotent=True)
+    assert len(seen) == 1
+
+    def mismatch(request: httpx.Request, n: int) -> httpx.Response:
+        return httpx.Response(409, json={"error": {"code": "model_mismatch", "message": "other"}})
+
+    client, _ = client_with(mismatch)
+    with pytest.raises(ModelMismatch, match="other"):
+        client.call("/v1/add", pb.AddRequest(), pb.AddResponse, idempotent=True)
