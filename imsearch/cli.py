@@ -344,6 +344,9 @@ def bench_ann(
     ] = None,
     queries: Annotated[int, typer.Option(help="Held-out queries.")] = 1000,
     hnswlib: Annotated[bool, typer.Option(help="Run hnswlib as an outside reference.")] = True,
+    replot: Annotated[
+        bool, typer.Option(help="Only redraw the plots of an existing --json.")
+    ] = False,
 ) -> None:
     """ANN families: recall@1/10/100, QPS (1 thread, batch 1, and batched), bytes, build time."""
     import numpy as np
@@ -358,6 +361,13 @@ def bench_ann(
     )
     from imsearch.features.backbones import build_backbone
 
+    if replot:
+        saved = json.loads(json_out.read_text())["rows"]
+        sizes_saved = sorted({r["n"] for r in saved})
+        for n in sizes_saved:
+            name = f"{json_out.stem}.png" if len(sizes_saved) == 1 else f"{json_out.stem}-{n}.png"
+            plot(saved, n, json_out.with_name(name))
+        return
     cfg = settings()
     data = np.load(vectors).astype(np.float32) if vectors else None
     if dim is None:

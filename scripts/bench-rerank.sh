@@ -9,7 +9,12 @@ BIN=${BIN:-.venv/bin}
 WORK=${WORK:-var/bench}
 SMVS="$SHARED/smvs-dvd"
 mkdir -p "$RESULTS" "$WORK"
-run() { "$BIN/imsearch" eval "$SMVS" --no-progress "$@"; }
+# A result that is already there is kept (FORCE=1 reruns everything): the script resumes.
+run() {
+  local out="${*: -1}"
+  if [[ -f "$out" && -z "${FORCE:-}" ]]; then echo "kept $out"; return; fi
+  "$BIN/imsearch" eval "$SMVS" --no-progress "$@"
+}
 
 # One indexed collection serves every method (indexing is skipped on later runs).
 run --data-dir "$WORK/smvs" --rerank none --json "$RESULTS/eval-smvs-none.json"

@@ -286,9 +286,17 @@ def plot(rows: Sequence[dict[str, Any]], n: int, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(8, 5.5))
     at_n = [r for r in rows if r["n"] == n]
-    for family in dict.fromkeys(r["index"] for r in at_n):
+    families = list(dict.fromkeys(r["index"] for r in at_n))
+    colours = plt.get_cmap("tab20")
+    for i, family in enumerate(families):
         pts = sorted((r["recall@10"], r["qps_single"]) for r in at_n if r["index"] == family)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=family)
+        ax.plot(
+            [p[0] for p in pts],
+            [p[1] for p in pts],
+            marker="os^vD<>"[i % 7],
+            color=colours(i % 20),
+            label=family,
+        )
     ax.set_yscale("log")
     ax.set_xlabel("recall@10")
     ax.set_ylabel("queries/s (batch 1, one thread)")
