@@ -201,6 +201,10 @@ def eval_(
     early_exit: Annotated[
         int | None, typer.Option(help="Stop verifying once a candidate has this many inliers.")
     ] = None,
+    fusion: Annotated[
+        str | None,
+        typer.Option(help="How the two shortlists merge: interleave, rrf, global, visual."),
+    ] = None,
     protocol: Annotated[str, typer.Option(help="Revisited protocol: easy|medium|hard.")] = "medium",
     exclude_db: Annotated[
         list[str] | None,
@@ -217,7 +221,11 @@ def eval_(
     from imsearch.evaluate.runner import EvalOptions, format_table, run_eval
 
     cfg = settings(
-        rerank=rerank, rerank_m=m, rerank_min_inliers=min_inliers, rerank_early_exit=early_exit
+        rerank=rerank,
+        rerank_m=m,
+        rerank_min_inliers=min_inliers,
+        rerank_early_exit=early_exit,
+        rerank_fusion=fusion,
     )
     options = EvalOptions(
         rerank=cfg.rerank_config(),

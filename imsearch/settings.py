@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     rerank_m: int = Field(20, ge=1, le=1000)
     rerank_min_inliers: int = Field(20, ge=4)
     rerank_early_exit: int | None = None
+    #: interleave (default), rrf, global or visual: see imsearch/rerank/reranker.py.
+    rerank_fusion: str = "interleave"
     rerank_shortlist: int = Field(100, ge=1)
     rerank_workers: int = Field(2, ge=1, le=64)
 
@@ -141,6 +143,7 @@ class Settings(BaseSettings):
             m=self.rerank_m,
             min_inliers=self.rerank_min_inliers,
             early_exit_inliers=self.rerank_early_exit,
+            fusion=self.rerank_fusion,
             shortlist=self.rerank_shortlist,
         )
 

@@ -6,9 +6,9 @@ features). ``none`` keeps the first-stage order. ``spatial``:
 
 1. builds the candidate list from the visual-word shortlist *and* the global hits, taken in
    turns (visual 1st, global 1st, visual 2nd, …, duplicates skipped), so each first stage
-   puts its best half of the ``m`` candidates under verification whatever the other thinks —
-   rank fusion (RRF) measured worse: an image found only by one list sinks below images that
-   are mediocre in both (docs/BENCHMARKS.md);
+   puts its best half of the ``m`` candidates under verification whatever the other thinks.
+   ``fusion`` selects the alternatives the benchmark compares it with: reciprocal rank
+   fusion (``rrf``), or one list alone (``global``, ``visual``);
 2. verifies the top ``m`` candidates geometrically (RootSIFT + MAGSAC homography), in parallel;
 3. puts the verified ones (``inliers ≥ min_inliers``) first by inliers, then the rest in the
    merged order, and answers ``no_confident_match`` when none verified.
@@ -37,6 +37,9 @@ from imsearch.rerank.local_index import LocalIndex
 from imsearch.rerank.spatial import VerifyParams
 
 STAGES = ("qe", "dba", "diffusion", "spatial")
+FUSIONS = ("interleave", "rrf", "global", "visual")
+#: The k of reciprocal rank fusion, 1 / (k + rank): the value of Cormack et al. (2009).
+RRF_K = 60
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,8 @@ class RerankConfig:
     min_inliers: int = 20
     #: Stop verifying once a candidate has this many inliers (None: verify all ``m``).
     early_exit_inliers: int | None = None
+    #: How the visual-word shortlist and the global hits become the verified candidates.
+    fusion: str = "interleave"
     #: First-stage hits the global stages and the fusion look at.
     shortlist: int = 100
     qe_n: int = 2
@@ -67,6 +72,8 @@ class RerankConfig:
             return ()
         parts = tuple(p.strip() for p in self.method.split("+"))
         unknown = [p for p in parts if p not in STAGES]
+        if self.fusion not in FUSIONS:
+            raise ConfigError(f"unknown fusion {self.fusion!r}: use one of {', '.join(FUSIONS)}")
         if unknown:
             raise ConfigError(
                 f"unknown re-ranking method {self.method!r}: use none or a '+'-joined "
@@ -88,6 +95,7 @@ class RerankConfig:
                 min_inliers=self.min_inliers,
                 ratio=self.ratio,
                 early_exit_inliers=self.early_exit_inliers,
+                fusion=self.fusion,
             )
         if "qe" in stages:
             out.update(qe_n=self.qe_n, qe_alpha=self.qe_alpha)
@@ -260,7 +268,7 @@ class Reranker:
         visual = self.local.shortlist(query_local, max(config.m, config.shortlist))
         visual_names = catalog.ext_ids([i for i, _ in visual])
         visual_ids = [visual_names[i] for i, _ in visual if i in visual_names]
-        fused = _interleave(visual_ids, [h.id for h in ranked])  # id -> score, best first
+        fused = fuse(config.fusion, visual_ids, [h.id for h in ranked])  # id -> score, best first
         cosine = {h.id: h.global_score for h in ranked}
         missing = [i for i in fused if i not in cosine]
         for image_id, vec in self.store.vectors(missing).items():
@@ -308,17 +316,34 @@ def _as_tuples(pairs: np.ndarray | None) -> tuple[tuple[float, float, float, flo
     return tuple((float(a), float(b), float(c), float(d)) for a, b, c, d in pairs[:MAX_PAIRS])
 
 
-def _interleave(*lists: list[str]) -> dict[str, float]:
-    """Merge ranked id lists by taking from each in turn (duplicates skipped).
+def fuse(fusion: str, visual: list[str], global_: list[str]) -> dict[str, float]:
+    """Merge the two first-stage rankings into one.
 
-    Returns id → ``1 / (2 + position)``, in merged order.
+    Returns id → ``1 / (2 + position)``, best first, whatever the method.
     """
-    merged: dict[str, float] = {}
+    if fusion == "interleave":
+        merged = _interleave(visual, global_)
+    elif fusion == "rrf":
+        votes: dict[str, float] = {}
+        for ranking in (visual, global_):
+            for rank, image_id in enumerate(ranking):
+                votes[image_id] = votes.get(image_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+        merged = sorted(votes, key=lambda i: -votes[i])
+    else:
+        chosen = global_ if fusion == "global" else visual
+        # The other list still fills the tail, so k results come back either way.
+        merged = _interleave(chosen) + [i for i in _interleave(visual, global_) if i not in chosen]
+    return {image_id: 1.0 / (2 + position) for position, image_id in enumerate(merged)}
+
+
+def _interleave(*lists: list[str]) -> list[str]:
+    """Merge ranked id lists by taking from each in turn (duplicates skipped)."""
+    merged: dict[str, None] = {}
     for rank in range(max((len(ranking) for ranking in lists), default=0)):
         for ranking in lists:
-            if rank < len(ranking) and ranking[rank] not in merged:
-                merged[ranking[rank]] = 1.0 / (2 + len(merged))
-    return merged
+            if rank < len(ranking):
+                merged.setdefault(ranking[rank])
+    return list(merged)
 
 
 def with_overrides(config: RerankConfig, **overrides: Any) -> RerankConfig:

@@ -117,6 +117,7 @@ def rerank_config_to_pb(config: RerankConfig) -> pb.RerankConfig:
         min_inliers=config.min_inliers,
         early_exit_inliers=config.early_exit_inliers or 0,
         shortlist=config.shortlist,
+        fusion=config.fusion,
     )
 
 
@@ -128,6 +129,7 @@ def rerank_config_from_pb(message: pb.RerankConfig, base: RerankConfig) -> Reran
         min_inliers=message.min_inliers or base.min_inliers,
         early_exit_inliers=message.early_exit_inliers or None,
         shortlist=message.shortlist or base.shortlist,
+        fusion=message.fusion or base.fusion,
     )
 
 

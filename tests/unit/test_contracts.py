@@ -86,7 +86,9 @@ def test_items_local_features_and_rerank_results_round_trip() -> None:
         )
     assert again.no_confident_match is False
     assert again.details == {"verified": 2}
-    config = RerankConfig(method="qe+spatial", m=7, min_inliers=30, early_exit_inliers=90)
+    config = RerankConfig(
+        method="qe+spatial", m=7, min_inliers=30, early_exit_inliers=90, fusion="rrf"
+    )
     assert codec.rerank_config_from_pb(codec.rerank_config_to_pb(config), RerankConfig()) == config
     knobs = SearchKnobs(nprobe=8, ef_search=None, k_factor=2.0)
     assert codec.knobs_from_pb(codec.knobs_to_pb(knobs)) == knobs

@@ -11,7 +11,7 @@ from imsearch.features.local import LocalFeatures, SiftExtractor
 from imsearch.images import load_image
 from imsearch.rerank.bow import BowIndex, Quantizer, learn_vocabulary
 from imsearch.rerank.global_rerank import DatabaseGraph, diffuse, expand_query, l2n
-from imsearch.rerank.reranker import RerankConfig, _interleave
+from imsearch.rerank.reranker import RerankConfig, fuse
 from imsearch.rerank.spatial import VerifyParams, plausible, verify
 from tests.conftest import MINI
 
@@ -102,6 +102,14 @@ def test_method_strings_and_fusion() -> None:
     assert RerankConfig(method="qe+spatial").needs_local
     with pytest.raises(ConfigError, match="unknown re-ranking"):
         RerankConfig(method="magic").stages  # noqa: B018
-    merged = _interleave(["a", "b", "c"], ["c", "a", "d"])
+    with pytest.raises(ConfigError, match="unknown fusion"):
+        RerankConfig(fusion="vote").stages  # noqa: B018
+    visual, global_ = ["a", "b", "c"], ["c", "a", "d"]
+    merged = fuse("interleave", visual, global_)
     assert list(merged) == ["a", "c", "b", "d"]
     assert list(merged.values()) == sorted(merged.values(), reverse=True)
+    # RRF: "a" (ranks 1 and 2) beats "c" (3 and 1); "b" and "d" only in one list each.
+    assert list(fuse("rrf", visual, global_)) == ["a", "c", "b", "d"]
+    assert list(fuse("rrf", ["x", "a"], ["y", "a"]))[:1] == ["a"]  # in both lists: first
+    assert list(fuse("global", visual, global_)) == ["c", "a", "d", "b"]
+    assert list(fuse("visual", visual, global_)) == ["a", "b", "c", "d"]

@@ -198,18 +198,20 @@ class ThumbnailResponse(_message.Message):
     def __init__(self, found: _Optional[bool] = ..., data: _Optional[bytes] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class RerankConfig(_message.Message):
-    __slots__ = ("method", "m", "min_inliers", "early_exit_inliers", "shortlist")
+    __slots__ = ("method", "m", "min_inliers", "early_exit_inliers", "shortlist", "fusion")
     METHOD_FIELD_NUMBER: _ClassVar[int]
     M_FIELD_NUMBER: _ClassVar[int]
     MIN_INLIERS_FIELD_NUMBER: _ClassVar[int]
     EARLY_EXIT_INLIERS_FIELD_NUMBER: _ClassVar[int]
     SHORTLIST_FIELD_NUMBER: _ClassVar[int]
+    FUSION_FIELD_NUMBER: _ClassVar[int]
     method: str
     m: int
     min_inliers: int
     early_exit_inliers: int
     shortlist: int
-    def __init__(self, method: _Optional[str] = ..., m: _Optional[int] = ..., min_inliers: _Optional[int] = ..., early_exit_inliers: _Optional[int] = ..., shortlist: _Optional[int] = ...) -> None: ...
+    fusion: str
+    def __init__(self, method: _Optional[str] = ..., m: _Optional[int] = ..., min_inliers: _Optional[int] = ..., early_exit_inliers: _Optional[int] = ..., shortlist: _Optional[int] = ..., fusion: _Optional[str] = ...) -> None: ...
 
 class RerankRequest(_message.Message):
     __slots__ = ("query", "local", "hits", "k", "config", "knobs")
