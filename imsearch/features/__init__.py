@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from imsearch.features.config import MULTI_SCALES, ModelConfig
-from imsearch.features.whitening import PCAWhitening, learn_pca_whitening
+from imsearch.features.whitening import PCAWhitening, learn_lw_whitening, learn_pca_whitening
 
 if TYPE_CHECKING:
     from imsearch.features.extractor import Extractor, resolve_device
@@ -19,6 +19,7 @@ __all__ = [
     "Extractor",
     "ModelConfig",
     "PCAWhitening",
+    "learn_lw_whitening",
     "learn_pca_whitening",
     "resolve_device",
 ]

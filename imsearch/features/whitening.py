@@ -1,4 +1,5 @@
-"""PCA whitening learned from a collection of descriptors, with shrinkage.
+"""Linear whitening of global descriptors: PCA whitening from a collection, or learned
+whitening from matching pairs (Radenović et al., "Lw"), both with shrinkage.
 
 Plain PCA whitening divides each principal direction by the square root of its eigenvalue. On a
 collection of a few hundred images the trailing eigenvalues are tiny and noisy, and dividing by
@@ -7,6 +8,11 @@ them amplifies noise until retrieval collapses. Two guards:
 * the output dimension is capped at ``n - 1`` (rank of the centred data);
 * eigenvalues are shrunk toward their mean: ``λ_i + α·mean(λ)``; α=0 is plain whitening, large
   α approaches a plain PCA rotation (no whitening at all).
+
+Learned whitening needs labels (pairs of descriptors of the same object) and no training of
+the network: it whitens the *within-pair* covariance — the differences photos of one object show
+(viewpoint, light, clutter) — then keeps the directions along which the whole collection varies
+most. Both produce the same :class:`PCAWhitening` (mean + projection), stored the same way.
 """
 
 from __future__ import annotations
@@ -102,3 +108,56 @@ def learn_pca_whitening(
     projection = eigvecs / denominator
     info = {"n": str(n), "dim": str(dim), "shrinkage": str(shrinkage), "source": source}
     return PCAWhitening(mean.astype(np.float32), projection.astype(np.float32), info)
+
+
+def learn_lw_whitening(
+    x: np.ndarray,
+    pairs: np.ndarray,
+    dim: int | None = None,
+    shrinkage: float = 0.0,
+    source: str = "",
+) -> PCAWhitening:
+    """Learn whitening from descriptors ``x`` (n, D) and matching ``pairs`` (p, 2) of row indices.
+
+    0. A few hundred pairs do not span a 320-d space, and a direction no pair varies along
+       would be amplified without bound: the data is first restricted to its top
+       ``r = min(D, p - 1, n - 1)`` principal directions.
+    1. ``C_S`` = covariance of the pair differences there (eigenvalues shrunk by
+       ``shrinkage · mean`` as in PCA whitening); ``P1 = C_S^-1/2``.
+    2. ``C_D`` = covariance of the collection seen through ``P1``; its top ``dim`` eigenvectors
+       ``R`` give ``projection = basis @ P1 @ R``.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    n, d_in = x.shape
+    if len(pairs) < 3:
+        raise ConfigError(f"learned whitening needs at least 3 matching pairs, got {len(pairs)}")
+    if shrinkage < 0:
+        raise ConfigError("shrinkage must be >= 0")
+    if pairs.min() < 0 or pairs.max() >= n:
+        raise ConfigError("a matching pair refers to a descriptor that is not there")
+    mean = x.mean(axis=0)
+    rank = min(d_in, len(pairs) - 1, n - 1)
+    basis = _top_eigenvectors((x - mean).T @ (x - mean) / n, rank)
+    z = (x - mean) @ basis
+    diff = z[pairs[:, 0]] - z[pairs[:, 1]]
+    eigvals, eigvecs = np.linalg.eigh(diff.T @ diff / len(diff))
+    eigvals = np.clip(eigvals, 0.0, None)
+    p1 = eigvecs / np.sqrt(eigvals + shrinkage * eigvals.mean() + 1e-12)
+    dim = rank if dim is None else min(dim, rank)
+    rotation = _top_eigenvectors((z @ p1).T @ (z @ p1) / n, dim)
+    info = {
+        "method": "lw",
+        "n": str(n),
+        "pairs": str(len(pairs)),
+        "dim": str(dim),
+        "shrinkage": str(shrinkage),
+        "source": source,
+    }
+    projection = basis @ p1 @ rotation
+    return PCAWhitening(mean.astype(np.float32), projection.astype(np.float32), info)
+
+
+def _top_eigenvectors(symmetric: np.ndarray, count: int) -> np.ndarray:
+    values, vectors = np.linalg.eigh(symmetric)
+    return vectors[:, np.argsort(values)[::-1][:count]]

@@ -14,7 +14,7 @@ from imsearch.features.backbones import build_backbone
 from imsearch.features.extractor import Extractor, ModelConfig
 from imsearch.features.layers import GeM
 from imsearch.features.network import RetrievalNet
-from imsearch.features.whitening import PCAWhitening, learn_pca_whitening
+from imsearch.features.whitening import PCAWhitening, learn_lw_whitening, learn_pca_whitening
 from imsearch.images import load_image
 from tests.conftest import MINI
 
@@ -78,6 +78,43 @@ def test_whitening_round_trips_through_a_file(tmp_path) -> None:
     assert loaded.sha256() == w.sha256() and loaded.info["source"] == "t"
     with pytest.raises(ConfigError):
         PCAWhitening.load(tmp_path / "missing.npz")
+
+
+def _two_views(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Two views per object: 24 loud dims where views differ a lot, 8 quiet dims where not."""
+    identity = rng.normal(size=(n, 32)) * np.r_[np.full(24, 1.0), np.full(8, 0.3)]
+    nuisance = np.r_[np.full(24, 1.5), np.full(8, 0.05)]
+    return np.concatenate([identity + rng.normal(size=(n, 32)) * nuisance for _ in range(2)])
+
+
+def _top1(w: PCAWhitening, x: np.ndarray) -> float:
+    y = w.apply(x)
+    half = len(y) // 2
+    return float(np.mean(np.argmax(y[:half] @ y[half:].T, axis=1) == np.arange(half)))
+
+
+def test_learned_whitening_finds_what_stays_the_same_across_views() -> None:
+    """Lw learns from pairs which directions are nuisance; PCA cannot tell (held-out objects)."""
+    rng = np.random.default_rng(3)
+    train, test = _two_views(rng, 150), _two_views(rng, 100)
+    pairs = np.stack([np.arange(150), np.arange(150, 300)], axis=1)
+    lw = learn_lw_whitening(train, pairs, dim=8)
+    assert lw.info["method"] == "lw" and lw.output_dim == 8
+    assert _top1(lw, test) >= 0.95
+    assert _top1(learn_pca_whitening(train, shrinkage=0.0), test) <= 0.7
+
+
+def test_learned_whitening_from_few_pairs_stays_finite() -> None:
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(40, 320))
+    pairs = np.stack([np.arange(20), np.arange(20, 40)], axis=1)
+    w = learn_lw_whitening(x, pairs)
+    assert w.output_dim == 19  # the pairs span at most 19 directions
+    assert np.all(np.isfinite(w.apply(rng.normal(size=(5, 320)))))
+    with pytest.raises(ConfigError, match="at least 3"):
+        learn_lw_whitening(x, pairs[:2])
+    with pytest.raises(ConfigError, match="not there"):
+        learn_lw_whitening(x, np.array([[0, 1], [2, 3], [4, 99]]))
 
 
 # -- backbones and checkpoints ------------------------------------------------------------------
