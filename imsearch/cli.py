@@ -210,6 +210,14 @@ def eval_(
         list[str] | None,
         typer.Option(help="Leave database ids matching this glob out (repeatable)."),
     ] = None,
+    only_db: Annotated[
+        list[str] | None,
+        typer.Option(help="Keep only database ids matching this glob (repeatable)."),
+    ] = None,
+    only_queries: Annotated[
+        list[str] | None,
+        typer.Option(help="Run only the queries whose id matches this glob (repeatable)."),
+    ] = None,
     distractors: Annotated[
         Path | None, typer.Option(help="Folder of extra database images (no positives).")
     ] = None,
@@ -231,6 +239,8 @@ def eval_(
         rerank=cfg.rerank_config(),
         data_dir=data_dir,
         exclude_db=tuple(exclude_db or ()),
+        only_db=tuple(only_db or ()),
+        only_queries=tuple(only_queries or ()),
         distractors=distractors,
         rotate=rotate,
     )

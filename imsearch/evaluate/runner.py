@@ -8,6 +8,8 @@ Options that change the benchmark, all recorded in the report:
 
 * ``exclude_db``: glob patterns of database ids left out; queries whose positives are all left
   out become *no-match* queries (their object is not in the collection);
+* ``only_db`` / ``only_queries``: glob patterns of the database ids / query ids kept (a
+  held-out split: e.g. evaluate on covers 051-100 only after training on 001-050);
 * ``distractors``: a folder of extra database images, none of them a positive;
 * ``rotate``: rotate every query photo by 90, 180 or 270 degrees (counter-clockwise).
 """
@@ -52,18 +54,29 @@ class EvalOptions:
     rerank: RerankConfig = field(default_factory=RerankConfig)
     data_dir: Path | None = None
     exclude_db: tuple[str, ...] = ()
+    only_db: tuple[str, ...] = ()
+    only_queries: tuple[str, ...] = ()
     distractors: Path | None = None
     rotate: int = 0
 
 
-def exclude(dataset: Dataset, patterns: tuple[str, ...]) -> Dataset:
-    """The dataset without database ids matching ``patterns`` (ground truth re-indexed)."""
-    if not patterns:
+def _matches(image_id: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(image_id, p) for p in patterns)
+
+
+def select(
+    dataset: Dataset,
+    exclude_db: tuple[str, ...] = (),
+    only_db: tuple[str, ...] = (),
+    only_queries: tuple[str, ...] = (),
+) -> Dataset:
+    """The part of ``dataset`` the options keep (ground truth re-indexed)."""
+    if not (exclude_db or only_db or only_queries):
         return dataset
     keep = [
         i
         for i, image_id in enumerate(dataset.database_ids)
-        if not any(fnmatch.fnmatchcase(image_id, p) for p in patterns)
+        if (not only_db or _matches(image_id, only_db)) and not _matches(image_id, exclude_db)
     ]
     new_index = {old: new for new, old in enumerate(keep)}
 
@@ -73,6 +86,7 @@ def exclude(dataset: Dataset, patterns: tuple[str, ...]) -> Dataset:
     queries = [
         replace(q, gt=GroundTruth(ok=remap(q.gt.ok), junk=remap(q.gt.junk)))
         for q in dataset.queries
+        if not only_queries or _matches(q.id, only_queries)
     ]
     return replace(
         dataset,
@@ -89,7 +103,7 @@ def run_eval(
     options = options or EvalOptions()
     if options.rotate not in (0, 90, 180, 270):
         raise ConfigError("rotate must be 0, 90, 180 or 270")
-    dataset = exclude(dataset, options.exclude_db)
+    dataset = select(dataset, options.exclude_db, options.only_db, options.only_queries)
     with ExitStack() as stack:
         data_dir = options.data_dir or Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="imsearch-eval-"))
@@ -140,6 +154,8 @@ def run_eval(
         "rerank": options.rerank.describe(),
         "rotate": options.rotate,
         "exclude_db": list(options.exclude_db),
+        "only_db": list(options.only_db),
+        "only_queries": list(options.only_queries),
         "settings": _settings_summary(settings),
         "ap_per_query": {
             q.id: (None if np.isnan(ap) else float(ap))
