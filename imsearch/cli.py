@@ -263,12 +263,25 @@ def whiten(
     shrinkage: Annotated[float | None, typer.Option(help="Eigenvalue shrinkage α.")] = None,
     dim: Annotated[int | None, typer.Option(help="Output dimension (default: full).")] = None,
     clear: Annotated[bool, typer.Option(help="Remove the whitening instead.")] = False,
+    pairs: Annotated[
+        Path | None,
+        typer.Option(help="Learn from this labelled dataset's matching pairs (Lw) instead."),
+    ] = None,
+    only_queries: Annotated[
+        list[str] | None,
+        typer.Option(help="With --pairs: the training queries, by id glob (repeatable)."),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """(Re-)learn the collection's PCA whitening from its descriptors, or remove it."""
-    from imsearch.engine import open_store
-
+    """(Re-)learn the collection's whitening — PCA from its descriptors, or Lw from the
+    matching pairs of a labelled dataset — or remove it. The index is rebuilt with it."""
     cfg = settings(data_dir=data_dir, whitening_shrinkage=shrinkage, whitening_dim=dim)
     try:
+        if pairs is not None:
+            _learn_lw(cfg, pairs, tuple(only_queries or ()), shrinkage, progress)
+            return
+        from imsearch.engine import open_store
+
         store = open_store(cfg)
         if clear:
             store.clear_whitening()
@@ -279,6 +292,30 @@ def whiten(
         )
     except ImsearchError as exc:
         raise _fail(exc) from exc
+    typer.echo(f"whitening learned: {learned.info}")
+
+
+def _learn_lw(
+    cfg: Settings,
+    dataset_dir: Path,
+    queries: tuple[str, ...],
+    shrinkage: float | None,
+    progress: bool,
+) -> None:
+    from imsearch.engine import open_engine
+    from imsearch.evaluate.datasets import load_dataset
+    from imsearch.evaluate.runner import select
+    from imsearch.train.lw import learn_lw_from_dataset
+
+    dataset = select(load_dataset(dataset_dir), only_queries=queries)
+    engine = open_engine(cfg)
+    try:
+        learned = learn_lw_from_dataset(
+            engine.pipeline.extractor, dataset, cfg.whitening_dim, shrinkage or 0.0, progress
+        )
+        engine.store.set_whitening(learned)
+    finally:
+        engine.close()
     typer.echo(f"whitening learned: {learned.info}")
 
 

@@ -148,10 +148,22 @@ class IndexStore:
             whitening = learn_pca_whitening(
                 np.concatenate(chunks), dim, shrinkage, source=f"collection of {n} images"
             )
+            self.set_whitening(whitening)
+            return whitening
+
+    def set_whitening(self, whitening: PCAWhitening) -> None:
+        """Use ``whitening`` (PCA or learned) from now on: saved, then the index rebuilt."""
+        if self.readonly:
+            raise ConfigError("a read-only store cannot change its whitening")
+        if whitening.input_dim != self.dim:
+            raise DimensionMismatch(
+                f"the whitening takes {whitening.input_dim}-d descriptors; the model gives "
+                f"{self.dim}-d"
+            )
+        with self._lock:
             whitening.save(self.data_dir / WHITENING_FILE)
             self.whitening = whitening
             self._rebuild_now()
-            return whitening
 
     def clear_whitening(self) -> None:
         """Drop the collection's whitening and rebuild on raw descriptors."""

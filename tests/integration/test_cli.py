@@ -204,3 +204,20 @@ def test_killed_indexing_resumes_without_losing_committed_images(
     resumed = run(["index", str(collection), "--no-progress"], fast_env)
     assert f"skipped {stats['count']}" in resumed.stdout
     assert json.loads(run(["stats"], fast_env).stdout)["count"] == 10
+
+
+def test_learned_whitening_from_training_queries_is_kept_by_eval(tmp_path: Path, fast_env) -> None:
+    """`whiten --pairs` learns Lw from the chosen queries; eval on the other queries keeps it."""
+    data = tmp_path / "lw"
+    env = dict(fast_env, IMSEARCH_DATA_DIR=str(data))
+    proc = run(["whiten", "--pairs", str(MINI), "--only-queries", "canon_*", "--no-progress"], env)
+    assert "'method': 'lw'" in proc.stdout and "'pairs': '3'" in proc.stdout
+    out_json = tmp_path / "held-out.json"
+    run(
+        ["eval", str(MINI), "--data-dir", str(data), "--only-queries", "droid_*",
+         "--only-queries", "e63_*", "--rerank", "none", "--json", str(out_json), "--no-progress"],
+        env,
+    )  # fmt: skip
+    report = json.loads(out_json.read_text())
+    assert report["whitening"].startswith("kept (lw: 3 pairs")
+    assert report["n_queries"] == 3 and report["only_queries"] == ["droid_*", "e63_*"]
