@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 SHARED ?= ../shared/data
 RESULTS ?= docs/results
 
-.PHONY: install run test test-all system-deps validate lint eval bench bench-features bench-ann bench-rerank bench-services clean
+.PHONY: install run test test-all system-deps validate lint eval bench bench-features bench-ann bench-rerank bench-services bench-train train-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +45,7 @@ eval: install  ## the default pipeline on SMVS DVD covers (about 5 minutes)
 	mkdir -p $(RESULTS)
 	$(BIN)/imsearch eval $(SHARED)/smvs-dvd --json $(RESULTS)/eval-smvs-default.json
 
-bench: bench-features bench-ann bench-rerank bench-services  ## all of docs/BENCHMARKS.md (hours)
+bench: bench-features bench-ann bench-rerank bench-services bench-train  ## all of docs/BENCHMARKS.md (hours)
 
 bench-features: install  ## descriptor grid: backbone x size x pooling x scales x whitening
 	mkdir -p $(RESULTS)
@@ -66,6 +66,15 @@ bench-rerank: install  ## re-ranking methods, M sweep, rotations, absent objects
 
 bench-services: install system-deps  ## /v1/search under load: embedded vs four services
 	scripts/bench-services.sh $(SHARED) $(RESULTS)
+
+bench-train: install  ## fine-tuning recipes on SMVS: train on covers 001-050, measure on 051-100
+	scripts/bench-train.sh $(SHARED) $(RESULTS)
+
+train-smoke: install  ## a few minutes of fine-tuning on the bundled mini set, then eval loads it
+	$(BIN)/imsearch train tests/data/mini --out var/train-smoke --epochs 2 --tuples 12 --batch 3 \
+	  --negatives 3 --image-size 256
+	$(BIN)/imsearch --weights var/train-smoke/epoch-2.pt --pooling gem --regions 0 --max-side 512 \
+	  eval tests/data/mini --rerank none --json var/train-smoke/eval.json
 
 clean:
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Annotated, Any, Literal, cast, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast, get_args
 
 import typer
 
-from imsearch.errors import ImsearchError
+from imsearch.errors import ConfigError, ImsearchError
 from imsearch.settings import Settings
+
+if TYPE_CHECKING:
+    from imsearch.train.data import TrainingData
 
 app = typer.Typer(
     help="Image-query search engine: index a collection, search it by photo, evaluate it.",
@@ -317,6 +320,93 @@ def _learn_lw(
     finally:
         engine.close()
     typer.echo(f"whitening learned: {learned.info}")
+
+
+@app.command()
+def train(
+    source: Annotated[
+        Path,
+        typer.Argument(help="A labelled dataset (images/ + gt.json, …) or a folder of images."),
+    ],
+    out: Annotated[Path, typer.Option(help="Where checkpoints go (epoch-N.pt, last.pt).")],
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="JSON file of training settings.")
+    ] = None,
+    only_queries: Annotated[
+        list[str] | None, typer.Option(help="Labelled: training queries, by id glob.")
+    ] = None,
+    only_db: Annotated[
+        list[str] | None, typer.Option(help="Labelled: database images usable, by id glob.")
+    ] = None,
+    loss: Annotated[str | None, typer.Option(help="contrastive | triplet.")] = None,
+    margin: Annotated[float | None, typer.Option(help="Loss margin.")] = None,
+    sos: Annotated[float | None, typer.Option(help="λ of the SOS loss (0 = off).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs.")] = None,
+    tuples: Annotated[int | None, typer.Option(help="Tuples per epoch.")] = None,
+    batch: Annotated[int | None, typer.Option(help="Tuples per optimizer step.")] = None,
+    negatives: Annotated[int | None, typer.Option(help="Hard negatives per tuple.")] = None,
+    pool: Annotated[int | None, typer.Option(help="Pool images mined per epoch.")] = None,
+    image_size: Annotated[int | None, typer.Option(help="Training image side, px.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Adam learning rate.")] = None,
+    freeze: Annotated[int | None, typer.Option(help="Frozen trunk stages.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/last.pt.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Fine-tune the network (trunk + GeM + whitening) with contrastive/triplet (+SOS) loss."""
+    from imsearch.train.trainer import TrainConfig
+    from imsearch.train.trainer import train as run_training
+
+    cfg = settings()
+    flags = {
+        "loss": loss, "margin": margin, "sos_weight": sos, "epochs": epochs,
+        "tuples_per_epoch": tuples, "batch_size": batch, "negatives": negatives,
+        "pool_size": pool, "image_size": image_size, "lr": lr, "freeze_stages": freeze,
+        "seed": seed,
+    }  # fmt: skip
+    try:
+        values = json.loads(config_file.read_text()) if config_file else {}
+        values |= {k: v for k, v in flags.items() if v is not None}
+        values |= {
+            "backbone": cfg.backbone,
+            "weights": str(cfg.weights) if cfg.weights else None,
+            "cut": cfg.cut,
+            "device": cfg.device,
+        }
+        config = TrainConfig(**values)
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    try:
+        data = _training_data(source, tuple(only_queries or ()), tuple(only_db or ()))
+        last = run_training(
+            config,
+            data,
+            out,
+            resume,
+            progress,
+            lambda e: typer.echo(
+                f"epoch {e['epoch']}: loss {e['loss']:.4f}, {e['seconds']:.0f} s, "
+                f"GeM p {e['gem_p']:.2f}"
+            ),
+        )
+    except ImsearchError as exc:
+        raise _fail(exc) from exc
+    typer.echo(
+        f"checkpoint {last}; use it with: imsearch --weights {last} --pooling gem --regions 0 "
+        f"--cut {config.cut} --backbone {config.backbone} eval|index|serve ..."
+    )
+
+
+def _training_data(source: Path, queries: tuple[str, ...], db: tuple[str, ...]) -> TrainingData:
+    from imsearch.evaluate.datasets import load_dataset
+    from imsearch.evaluate.runner import select
+    from imsearch.train.data import labelled, unlabelled
+
+    if (source / "gt.json").is_file() or any(source.glob("gnd_*.pkl")):
+        return labelled(select(load_dataset(source), only_db=db, only_queries=queries))
+    if queries or db:
+        raise ConfigError("--only-queries / --only-db select from a labelled dataset")
+    return unlabelled(source)
 
 
 @app.command()

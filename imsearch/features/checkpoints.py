@@ -1,4 +1,4 @@
-"""Loading ResNet trunks from user checkpoints.
+"""Loading trunks from user checkpoints: ResNets, and EfficientNet-Lites fine-tuned here.
 
 Two layouts are understood:
 
@@ -7,6 +7,10 @@ Two layouts are understood:
 * a cirtorch / SOLAR retrieval checkpoint: ``{"state_dict": {"features.N.*", "pool.p",
   "whiten.weight", "whiten.bias"}, "meta": {...}}``, where ``features`` is the torchvision
   ResNet without its average pool and classifier (children 0..7), as in Radenović et al.
+
+``imsearch train`` writes the second layout for EfficientNet-Lite (``features`` = the trunk of
+:func:`~imsearch.features.backbones.efficientnet_lite`), with ``meta.architecture`` and
+``meta.cut`` naming it and the training state under a separate ``train`` key.
 
 Loading is strict: a key that does not fit is an error that names it, never a silent skip.
 """
@@ -25,6 +29,7 @@ from imsearch.features.backbones import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     Backbone,
+    efficientnet_lite,
     file_sha256,
 )
 
@@ -62,6 +67,28 @@ def load_resnet_checkpoint(name: str, path: Path) -> Backbone:
         cut="layer4",
         extras=extras,
     )
+
+
+def load_efficientnet_checkpoint(name: str, path: Path, cut: str) -> Backbone:
+    """An EfficientNet-Lite trunk (+ GeM p, whitening) from an ``imsearch train`` checkpoint."""
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a file it cannot read
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc}") from exc
+    state, meta = _split_checkpoint(raw, path)
+    if (meta.get("architecture"), meta.get("cut")) != (name, cut):
+        raise CheckpointError(
+            f"checkpoint {path} holds {meta.get('architecture')} cut at {meta.get('cut')}, "
+            f"not {name} cut at {cut}: set the backbone and cut it was trained with"
+        )
+    base = efficientnet_lite(int(name[-1]), cut)
+    extras: dict[str, object] = {"meta": meta}
+    _load_cirtorch(cast(nn.Sequential, base.trunk), state, extras, path)
+    base.weights_sha256 = file_sha256(str(path))
+    base.extras = extras
+    return base
 
 
 def _split_checkpoint(raw: Any, path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from imsearch.errors import ConfigError
 from imsearch.features import functional as LF
 from imsearch.features.backbones import Backbone
 from imsearch.features.layers import GeM, make_pooling
@@ -25,6 +26,7 @@ class RetrievalNet(nn.Module):
         self, backbone: Backbone, pooling: str = "gem", gem_p: float = 3.0, regions: int = 0
     ) -> None:
         super().__init__()
+        _check_trained_head(backbone, pooling, regions)
         self.backbone_name = backbone.name
         self.features = backbone.trunk
         checkpoint_p = backbone.extras.get("gem_p")
@@ -61,3 +63,21 @@ class RetrievalNet(nn.Module):
         if self.whiten is not None:
             out = LF.l2n(self.whiten(out))
         return out
+
+
+#: ``meta.format`` of the checkpoints ``imsearch train`` writes.
+FINETUNED_FORMAT = "imsearch-finetuned-v1"
+
+
+def _check_trained_head(backbone: Backbone, pooling: str, regions: int) -> None:
+    """A fine-tuned whitening layer only makes sense after the pooling it was trained behind."""
+    meta = backbone.extras.get("meta")
+    if not isinstance(meta, dict) or meta.get("format") != FINETUNED_FORMAT:
+        return
+    trained = (meta.get("pooling"), meta.get("regions"))
+    if trained != (pooling, regions):
+        raise ConfigError(
+            f"this checkpoint was trained with pooling={trained[0]}, regions={trained[1]} (not "
+            f"{pooling}, {regions}): set IMSEARCH_POOLING={trained[0]} "
+            f"IMSEARCH_REGIONS={trained[1]}"
+        )
