@@ -42,6 +42,13 @@ DataDir = Annotated[
     Path | None,
     typer.Option("--data-dir", "-d", help="Collection folder (default: IMSEARCH_DATA_DIR)."),
 ]
+#: A split of a labelled dataset: id globs, repeatable.
+OnlyQueries = Annotated[
+    list[str] | None, typer.Option(help="Only the queries whose id matches this glob (repeatable).")
+]
+OnlyDb = Annotated[
+    list[str] | None, typer.Option(help="Only the database ids matching this glob (repeatable).")
+]
 
 
 class _State:
@@ -213,14 +220,8 @@ def eval_(
         list[str] | None,
         typer.Option(help="Leave database ids matching this glob out (repeatable)."),
     ] = None,
-    only_db: Annotated[
-        list[str] | None,
-        typer.Option(help="Keep only database ids matching this glob (repeatable)."),
-    ] = None,
-    only_queries: Annotated[
-        list[str] | None,
-        typer.Option(help="Run only the queries whose id matches this glob (repeatable)."),
-    ] = None,
+    only_db: OnlyDb = None,
+    only_queries: OnlyQueries = None,
     distractors: Annotated[
         Path | None, typer.Option(help="Folder of extra database images (no positives).")
     ] = None,
@@ -270,10 +271,7 @@ def whiten(
         Path | None,
         typer.Option(help="Learn from this labelled dataset's matching pairs (Lw) instead."),
     ] = None,
-    only_queries: Annotated[
-        list[str] | None,
-        typer.Option(help="With --pairs: the training queries, by id glob (repeatable)."),
-    ] = None,
+    only_queries: OnlyQueries = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """(Re-)learn the collection's whitening — PCA from its descriptors, or Lw from the
@@ -332,12 +330,8 @@ def train(
     config_file: Annotated[
         Path | None, typer.Option("--config", help="JSON file of training settings.")
     ] = None,
-    only_queries: Annotated[
-        list[str] | None, typer.Option(help="Labelled: training queries, by id glob.")
-    ] = None,
-    only_db: Annotated[
-        list[str] | None, typer.Option(help="Labelled: database images usable, by id glob.")
-    ] = None,
+    only_queries: OnlyQueries = None,
+    only_db: OnlyDb = None,
     loss: Annotated[str | None, typer.Option(help="contrastive | triplet.")] = None,
     margin: Annotated[float | None, typer.Option(help="Loss margin.")] = None,
     sos: Annotated[float | None, typer.Option(help="λ of the SOS loss (0 = off).")] = None,

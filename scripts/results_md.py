@@ -69,18 +69,9 @@ def evals(paths: list[str]) -> str:
 
 
 def load(path: str) -> str:
-    rows = json.loads(Path(path).read_text())
-    lines = [
-        "| mode | clients | req/s | p50 ms | p95 ms | p99 ms | errors |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lat = r["latency_ms"]
-        lines.append(
-            f"| {r['mode']} | {r['concurrency']} | {r['throughput_rps']:.2f} | {lat['p50']:.0f} "
-            f"| {lat['p95']:.0f} | {lat['p99']:.0f} | {sum(r['errors'].values())} |"
-        )
-    return "\n".join(lines)
+    from imsearch.evaluate.load_bench import format_load
+
+    return format_load(json.loads(Path(path).read_text()))
 
 
 if __name__ == "__main__":
