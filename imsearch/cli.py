@@ -69,7 +69,9 @@ def main(
     backbone: Annotated[
         str | None, typer.Option(help="efficientnet_lite0/1/2, resnet50/101/152")
     ] = None,
-    weights: Annotated[Path | None, typer.Option(help="Checkpoint (ResNets).")] = None,
+    weights: Annotated[
+        Path | None, typer.Option(help="Checkpoint: ResNet, or one from imsearch train.")
+    ] = None,
     cut: Annotated[str | None, typer.Option(help="EfficientNet trunk end: blocks | head.")] = None,
     pooling: Annotated[str | None, typer.Option(help="gem | mac | spoc.")] = None,
     max_side: Annotated[int | None, typer.Option(help="Longer side at scale 1, px.")] = None,

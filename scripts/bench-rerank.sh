@@ -26,6 +26,11 @@ for m in 10 20 50 100; do
 done
 # Upper bound: verify the whole database (205 images).
 run --data-dir "$WORK/smvs" --rerank spatial --m 205 --json "$RESULTS/eval-smvs-spatial-exhaustive.json"
+# How the verified candidates are chosen: the two first stages interleaved (default), fused by
+# reciprocal rank, or one of them alone.
+for fusion in rrf global visual; do
+  run --data-dir "$WORK/smvs" --rerank spatial --fusion "$fusion" --json "$RESULTS/eval-smvs-spatial-m20-$fusion.json"
+done
 run --data-dir "$WORK/smvs" --rerank spatial --m 20 --early-exit 60 --json "$RESULTS/eval-smvs-spatial-m20-early60.json"
 for angle in 90 180 270; do
   run --data-dir "$WORK/smvs" --rerank none --rotate "$angle" --json "$RESULTS/eval-smvs-none-rot$angle.json"

