@@ -601,7 +601,15 @@ def serve(
         cfg = cfg.model_copy(update={"extractor_url": None, "search_url": None, "rerank_url": None})
     # One process per service: torch and FAISS may use every core they are given.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    uvicorn.run(factory(cfg), host=cfg.host, port=cfg.port, log_level="info")
+    uvicorn.run(
+        factory(cfg),
+        host=cfg.host,
+        port=cfg.port,
+        log_level="info",
+        # Behind a proxy, rate limits must see the client's address, not the proxy's.
+        proxy_headers=True,
+        forwarded_allow_ips=cfg.trusted_proxies,
+    )
 
 
 def run() -> None:  # pragma: no cover - console entry

@@ -105,6 +105,22 @@ class DependencyUnavailable(ImsearchError):
     code = "dependency_unavailable"
 
 
+class Unauthorized(ImsearchError):
+    """No valid API key (or internal token) where one is required."""
+
+    code = "unauthorized"
+
+
+class RateLimited(ImsearchError):
+    """The caller sent more requests than its rate allows; ``retry_after_s`` says when to retry."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 def error_class(code: str) -> type[ImsearchError]:
     """The error class with this stable ``code`` (for errors relayed between services)."""
     stack: list[type[ImsearchError]] = [ImsearchError]
@@ -132,6 +148,8 @@ __all__ = [
     "LocalFeatureError",
     "ModelError",
     "ModelMismatch",
+    "RateLimited",
+    "Unauthorized",
     "UnknownBackbone",
     "UnknownId",
     "UnsupportedImageFormat",

@@ -119,6 +119,25 @@ class Settings(BaseSettings):
     #: How often a service looks after its collection (whitening, vocabulary, snapshot).
     maintenance_s: float = Field(60.0, gt=0)
 
+    # -- access (docs/SECURITY.md) ---------------------------------------------------------------
+    #: API keys for writes (and searches, with ``search_requires_key``): comma-separated,
+    #: each ``key`` or ``name:key``; more from ``api_keys_file`` (one per line, # comments).
+    #: None configured: the API is open, and says so at start-up.
+    api_keys: str = ""
+    api_keys_file: Path | None = None
+    search_requires_key: bool = False
+    #: Shared secret the internal services require in ``X-Internal-Token`` (unset: none).
+    internal_token: str | None = None
+    internal_token_file: Path | None = None
+    #: Origins allowed to call the public API from a browser: comma-separated, or ``*``.
+    cors_origins: str = ""
+    #: Requests per minute per API key, or per client address without one (0 = no limit),
+    #: and the burst allowed above that rate.
+    rate_limit_per_min: int = Field(600, ge=0)
+    rate_limit_burst: int = Field(120, ge=1)
+    #: Proxies whose X-Forwarded-For names the client (comma-separated addresses, or ``*``).
+    trusted_proxies: str = "127.0.0.1"
+
     @field_validator("scales", mode="before")
     @classmethod
     def _scales(cls, value: Any) -> Any:

@@ -68,6 +68,12 @@ class Metrics:
             ["result"],
             registry=self.registry,
         )
+        self.refused = Counter(
+            "imsearch_refused_total",
+            "Requests refused before reaching a route (unauthorized, rate_limited)",
+            ["service", "reason"],
+            registry=self.registry,
+        )
         self.service = service
 
 

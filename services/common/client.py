@@ -18,6 +18,7 @@ import httpx
 from google.protobuf.message import Message
 
 from imsearch.errors import DependencyUnavailable, error_class
+from services.common.access import INTERNAL_TOKEN_HEADER
 from services.common.codec import PROTOBUF
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,14 @@ _RETRY_STATUS = {502, 503, 504}
 class ServiceClient:
     """A named connection pool to one service."""
 
-    def __init__(self, name: str, base_url: str, timeout_s: float = 10.0, retries: int = 2) -> None:
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        timeout_s: float = 10.0,
+        retries: int = 2,
+        token: str | None = None,
+    ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.retries = retries
@@ -37,6 +45,7 @@ class ServiceClient:
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout_s, connect=min(2.0, timeout_s)),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            headers={INTERNAL_TOKEN_HEADER: token} if token else None,
         )
 
     def close(self) -> None:
@@ -85,6 +94,12 @@ class ServiceClient:
             if reply.status_code in _RETRY_STATUS and attempt + 1 < attempts:
                 time.sleep(0.1 * 2**attempt)
                 continue
+            if reply.status_code == 401:
+                # The caller's configuration is wrong, not the request: nothing to show a client.
+                raise DependencyUnavailable(
+                    f"the {self.name} service refused this caller's internal token "
+                    "(IMSEARCH_INTERNAL_TOKEN must be the same on every service)"
+                )
             if reply.status_code >= 400:
                 raise _relay(self.name, reply)
             return reply

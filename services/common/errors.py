@@ -26,6 +26,8 @@ STATUS_BY_ERROR: tuple[tuple[type[E.ImsearchError], int], ...] = (
     (E.DatasetError, 400),
     (E.ModelError, 500),
     (E.DependencyUnavailable, 503),
+    (E.Unauthorized, 401),
+    (E.RateLimited, 429),
 )
 
 

@@ -26,6 +26,7 @@ from imsearch.features.local import SiftExtractor
 from imsearch.images import make_thumbnail
 from imsearch.pipeline import InProcessExtractor
 from imsearch.settings import Settings
+from services.common.access import install_internal_access
 from services.common.app import Health, protobuf_response, read_message, service_app
 from services.common.codec import bbox_from_pb, local_to_pb, vector_to_pb
 from services.contracts.v1 import messages_pb2 as pb
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan,
         "Image bytes in, global descriptor and local features out.",
     )
+    install_internal_access(app, settings)
 
     @app.post("/v1/extract", tags=["extract"], response_class=Response)
     async def extract(request: Request) -> Response:

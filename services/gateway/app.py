@@ -29,6 +29,7 @@ from imsearch.index.vectors import SearchKnobs
 from imsearch.pipeline import SearchResult
 from imsearch.rerank.reranker import with_overrides
 from imsearch.settings import Settings
+from services.common.access import install_public_access
 from services.common.app import Health, every, running, service_app
 from services.common.errors import error_body
 from services.common.uploads import read_upload
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(gateway.close)
 
     app = service_app("gateway", "imsearch", lifespan, "Search an image collection by photo.")
+    install_public_access(app, settings)
     app.state.gateway = None
     metrics = app.state.metrics
 

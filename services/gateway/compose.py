@@ -33,6 +33,7 @@ from imsearch.pipeline import (
 from imsearch.rerank.local_index import LocalIndex
 from imsearch.rerank.reranker import Reranker as LocalReranker
 from imsearch.settings import Settings
+from services.common.access import internal_token
 from services.common.cache import RedisCache
 from services.common.client import ServiceClient
 from services.contracts.v1 import messages_pb2 as pb
@@ -86,8 +87,9 @@ class Gateway:
 def compose(settings: Settings) -> Gateway:
     if not (settings.extractor_url or settings.search_url or settings.rerank_url):
         return _embedded(settings)
+    token = internal_token(settings)
     clients = {
-        name: ServiceClient(name, url, settings.service_timeout_s, settings.service_retries)
+        name: ServiceClient(name, url, settings.service_timeout_s, settings.service_retries, token)
         for name, url in (
             ("extractor", settings.extractor_url),
             ("search", settings.search_url),

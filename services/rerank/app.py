@@ -29,6 +29,7 @@ from imsearch.indexing import maintain_collection
 from imsearch.rerank.local_index import LocalIndex
 from imsearch.rerank.reranker import QueryFeatures, Reranker, RerankResult
 from imsearch.settings import Settings
+from services.common.access import install_internal_access
 from services.common.app import (
     Health,
     every,
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan,
         "Query expansion, diffusion and geometric verification.",
     )
+    install_internal_access(app, settings)
 
     @app.post("/v1/rerank", tags=["rerank"], response_class=Response)
     async def rerank(request: Request) -> Response:

@@ -33,6 +33,7 @@ from imsearch.index.catalog import Item
 from imsearch.index.store import SNAPSHOT_FILE, IndexStore
 from imsearch.indexing import maintain_collection
 from imsearch.settings import Settings
+from services.common.access import install_internal_access
 from services.common.app import (
     Health,
     every,
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan,
         "The ANN index over global descriptors, with its id map.",
     )
+    install_internal_access(app, settings)
 
     def writable() -> IndexStore | None:
         if settings.replica:

@@ -18,6 +18,10 @@ import pytest
 from tests.conftest import FAST_ENV, MINI
 
 DATABASE = sorted(p for p in (MINI / "images").glob("*.jpg") if p.stem.startswith(("ref", "wall")))
+#: The cluster runs as an operator would deploy it: writes need a key, services a shared token.
+API_KEY = "test-key-0123456789abcdef"
+INTERNAL_TOKEN = "internal-token-0123456789abcdef"
+KEYED = {"X-API-Key": API_KEY}
 
 
 def free_port() -> int:
@@ -88,6 +92,7 @@ class Cluster:
             "PATH": "/usr/bin:/bin",
             "IMSEARCH_SERVICE_TIMEOUT_S": "5",
             "IMSEARCH_DATA_DIR": str(self.root / role),
+            "IMSEARCH_INTERNAL_TOKEN": INTERNAL_TOKEN,
         }
         if role == "gateway":
             env |= {
@@ -95,6 +100,7 @@ class Cluster:
                 "IMSEARCH_SEARCH_URL": self.urls["search"],
                 "IMSEARCH_RERANK_URL": self.urls["rerank"],
                 "IMSEARCH_REDIS_URL": self.redis_url,
+                "IMSEARCH_API_KEYS": f"tests:{API_KEY}",
             }
         return env
 
@@ -139,7 +145,11 @@ def cluster(tmp_path_factory, redis_url: str) -> Iterator[Cluster]:
 def add(url: str, path: Path, image_id: str | None = None, **fields: str) -> httpx.Response:
     data = {"id": image_id or path.stem, **fields}
     return httpx.post(
-        f"{url}/v1/images", files={"image": (path.name, path.read_bytes())}, data=data, timeout=60
+        f"{url}/v1/images",
+        files={"image": (path.name, path.read_bytes())},
+        data=data,
+        headers=KEYED,
+        timeout=60,
     )
 
 
@@ -171,11 +181,25 @@ def test_add_search_cache_get_delete(cluster: Cluster) -> None:
 
     info = httpx.get(f"{gateway}/v1/images/ref_002").json()
     assert info["metadata"] == {"title": "ref_002"} and len(info["sha256"]) == 64
-    assert httpx.delete(f"{gateway}/v1/images/wall_altai").json()["deleted"] is True
+    assert httpx.delete(f"{gateway}/v1/images/wall_altai", headers=KEYED).json()["deleted"] is True
     missing = httpx.get(f"{gateway}/v1/images/wall_altai")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_id"
     assert httpx.get(f"{gateway}/v1/stats").json()["count"] == len(DATABASE) - 1
     assert "imsearch_cache_total" in httpx.get(f"{gateway}/metrics").text
+
+
+def test_writes_need_the_key_and_services_the_token(cluster: Cluster) -> None:
+    gateway = cluster.urls["gateway"]
+    path = DATABASE[0]
+    anonymous = httpx.post(
+        f"{gateway}/v1/images", files={"image": (path.name, path.read_bytes())}, data={"id": "x"}
+    )
+    assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "unauthorized"
+    assert httpx.delete(f"{gateway}/v1/images/ref_001").status_code == 401
+    # Reaching an internal service directly, without the token, gets nothing either.
+    direct = httpx.post(f"{cluster.urls['search']}/v1/delete", content=b"")
+    assert direct.status_code == 401
+    assert httpx.get(f"{cluster.urls['search']}/readyz").status_code == 200  # probes stay open
 
 
 def test_per_request_rerank_and_knobs(cluster: Cluster) -> None:

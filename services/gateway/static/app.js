@@ -19,10 +19,15 @@ $("tab-search").addEventListener("click", () => showTab("search"));
 $("tab-manage").addEventListener("click", () => showTab("manage"));
 
 // ---- API ----------------------------------------------------------------------------------
+// An API key (needed for writes, and for everything when the server says so) lives in this
+// tab's session only.
+const apiKey = () => sessionStorage.getItem("imsearch-api-key") || "";
+const withKey = (headers = {}) => (apiKey() ? { ...headers, "X-API-Key": apiKey() } : headers);
+
 async function api(path, options = {}) {
   let response;
   try {
-    response = await fetch(path, options);
+    response = await fetch(path, { ...options, headers: withKey(options.headers) });
   } catch (err) {
     throw new Error(`The server cannot be reached (${err.message}).`);
   }
@@ -74,6 +79,7 @@ async function search() {
   const params = new URLSearchParams({ k: $("search-k").value, rerank: $("search-rerank").value, matches: "true" });
   setStatus(status, "Searching…");
   $("results").replaceChildren();
+  blobUrls.splice(0).forEach((url) => URL.revokeObjectURL(url));
   $("no-match").hidden = true;
   $("timings").textContent = "";
   try {
@@ -95,7 +101,7 @@ function renderResults(body) {
     button.className = "result";
     button.dataset.id = hit.id;
     const img = document.createElement("img");
-    img.src = thumbnailUrl(hit.id);
+    thumbnailSrc(hit.id).then((src) => { img.src = src; }, () => { img.alt = `${hit.id} (no thumbnail)`; });
     img.alt = hit.id;
     img.loading = "lazy";
     const meta = document.createElement("div");
@@ -117,6 +123,18 @@ function thumbnailUrl(id) {
   return `/v1/images/${id.split("/").map(encodeURIComponent).join("/")}/thumbnail`;
 }
 
+// An <img> cannot send a header: with a key, the thumbnail is fetched and shown from memory
+// (released when the next results replace these).
+const blobUrls = [];
+async function thumbnailSrc(id) {
+  if (!apiKey()) return thumbnailUrl(id);
+  const response = await fetch(thumbnailUrl(id), { headers: withKey() });
+  if (!response.ok) throw new Error(`thumbnail ${response.status}`);
+  const url = URL.createObjectURL(await response.blob());
+  blobUrls.push(url);
+  return url;
+}
+
 // ---- why it matched -----------------------------------------------------------------------
 function loadImage(src) {
   return new Promise((resolve, reject) => {
@@ -134,7 +152,7 @@ async function showMatch(hit) {
     ? `${hit.id}: ${hit.inliers} keypoints agree on one perspective transform; ${Math.min(pairs.length, hit.inliers)} are drawn.`
     : `${hit.id} was not verified geometrically (${hit.inliers ?? 0} consistent keypoints); it is ranked by descriptor similarity (${hit.global_score.toFixed(3)}).`;
   dialog.showModal();
-  const [query, result] = await Promise.all([loadImage(queryUrl), loadImage(thumbnailUrl(hit.id))]);
+  const [query, result] = await Promise.all([loadImage(queryUrl), thumbnailSrc(hit.id).then(loadImage)]);
   const canvas = $("match-canvas");
   const height = 360;
   const qw = query.width * height / query.height;
@@ -215,3 +233,14 @@ async function refreshStats() {
     setStatus($("manage-status"), `Stats unavailable: ${err.message}`, true);
   }
 }
+
+// ---- API key --------------------------------------------------------------------------------
+$("key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const key = $("api-key").value.trim();
+  if (key) sessionStorage.setItem("imsearch-api-key", key);
+  else sessionStorage.removeItem("imsearch-api-key");
+  $("api-key").value = "";
+  setStatus($("key-status"), key ? "API key set for this tab." : "No API key: writes work only on an open server.");
+});
+setStatus($("key-status"), apiKey() ? "API key set for this tab." : "No API key set.");

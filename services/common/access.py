@@ -1,0 +1,214 @@
+"""Who may call what (docs/SECURITY.md).
+
+* **API keys** (``X-API-Key``) guard the public API's writes — adding, deleting — and, when
+  configured, its searches and reads. Keys are compared in constant time (as SHA-256 digests,
+  so neither content nor length leaks through timing). No key configured: the API is open.
+* **Internal token** (``X-Internal-Token``): the extractor, search and rerank services answer
+  only callers that hold it, when one is set. Health and metrics stay open to probes.
+* **Rate limits**: a token bucket per API key, or per client address without one; over the
+  rate, a 429 ``rate_limited`` with ``Retry-After``. Buckets live in the process: with N
+  gateway replicas a caller gets up to N times the rate (see docs/SECURITY.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+
+from imsearch.errors import ConfigError, ImsearchError, RateLimited, Unauthorized
+from imsearch.settings import Settings
+from services.common.errors import error_body, status_for
+
+log = logging.getLogger(__name__)
+
+API_KEY_HEADER = "X-API-Key"
+INTERNAL_TOKEN_HEADER = "X-Internal-Token"
+#: Paths every caller may reach: probes, metrics, the API description, the web page's files.
+OPEN_PATHS = ("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/static/")
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+class Keyring:
+    """The accepted API keys, by a name that is safe to log."""
+
+    def __init__(self, entries: Iterable[str]) -> None:
+        self._keys: list[tuple[bytes, str]] = []
+        for entry in entries:
+            entry = entry.strip()
+            if not entry or entry.startswith("#"):
+                continue
+            name, _, key = entry.rpartition(":")
+            if len(key) < 16:
+                raise ConfigError("an API key must be at least 16 characters long")
+            self._keys.append((_digest(key), name or f"key-{_digest(key).hex()[:8]}"))
+
+    def __bool__(self) -> bool:
+        return bool(self._keys)
+
+    def identify(self, presented: str | None) -> str | None:
+        """The key's name, or None; every stored key is compared, so time says nothing."""
+        if not presented:
+            return None
+        digest, found = _digest(presented), None
+        for stored, name in self._keys:
+            if hmac.compare_digest(stored, digest):
+                found = name
+        return found
+
+
+class RateLimiter:
+    """Token buckets per caller; the least recently seen callers are forgotten past a bound."""
+
+    def __init__(self, per_min: int, burst: int, max_callers: int = 100_000) -> None:
+        self.rate = per_min / 60.0
+        self.burst = float(burst)
+        self.max_callers = max_callers
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, caller: str, now: float | None = None) -> float:
+        """0 when the request may go; else the seconds until it would."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, last = self._buckets.pop(caller, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            wait = 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
+            self._buckets[caller] = (tokens - 1.0 if wait == 0.0 else tokens, now)
+            while len(self._buckets) > self.max_callers:
+                self._buckets.popitem(last=False)
+            return wait
+
+
+@dataclass(frozen=True)
+class PublicAccess:
+    keys: Keyring
+    search_requires_key: bool
+    limiter: RateLimiter | None
+
+    def check(self, method: str, path: str, presented: str | None, address: str) -> None:
+        """Raise Unauthorized or RateLimited, or return when the request may go on.
+
+        The rate is checked first, so refused attempts count too: guessing keys is limited
+        like everything else from that address.
+        """
+        if path.startswith(OPEN_PATHS) or not path.startswith("/v1/"):
+            return
+        name = self.keys.identify(presented) if self.keys else None
+        if self.limiter is not None:
+            caller = f"key:{name}" if name else f"address:{address}"
+            wait = self.limiter.take(caller)
+            if wait > 0:
+                raise RateLimited(f"too many requests from this {caller.split(':')[0]}", wait)
+        if self.keys and name is None:
+            write = method in WRITE_METHODS and path != "/v1/search"
+            if write or self.search_requires_key:
+                what = "a valid API key" if not presented else "a valid API key (this one is not)"
+                raise Unauthorized(f"{method} {path} needs {what} in {API_KEY_HEADER}")
+
+
+def _secret(value: str | None, path: object) -> list[str]:
+    lines = [value] if value else []
+    if path is not None:
+        try:
+            with open(str(path), encoding="utf-8") as fh:
+                lines += fh.read().splitlines()
+        except OSError as exc:
+            raise ConfigError(f"cannot read secret file {path}: {exc}") from exc
+    return lines
+
+
+def public_access(settings: Settings) -> PublicAccess:
+    keys = Keyring([*settings.api_keys.split(","), *_secret(None, settings.api_keys_file)])
+    limiter = (
+        RateLimiter(settings.rate_limit_per_min, settings.rate_limit_burst)
+        if settings.rate_limit_per_min
+        else None
+    )
+    if not keys:
+        where = "on 127.0.0.1 only" if settings.host == "127.0.0.1" else f"ON {settings.host}"
+        log.warning(
+            "no API keys configured (IMSEARCH_API_KEYS): anyone who reaches this server %s can "
+            "add and delete images",
+            where,
+        )
+    return PublicAccess(keys, settings.search_requires_key, limiter)
+
+
+def internal_token(settings: Settings) -> str | None:
+    tokens = [t.strip() for t in _secret(settings.internal_token, settings.internal_token_file)]
+    tokens = [t for t in tokens if t and not t.startswith("#")]
+    if tokens and len(tokens[0]) < 16:
+        raise ConfigError("the internal token must be at least 16 characters long")
+    return tokens[0] if tokens else None
+
+
+Next = Callable[[Request], Awaitable[Response]]
+
+
+def _refusal(app: FastAPI, exc: ImsearchError) -> JSONResponse:
+    metrics = app.state.metrics
+    metrics.refused.labels(metrics.service, exc.code).inc()
+    response = JSONResponse(error_body(exc.code, exc.message), status_code=status_for(exc))
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(max(1, round(exc.retry_after_s + 0.5)))
+    if isinstance(exc, Unauthorized):
+        response.headers["WWW-Authenticate"] = API_KEY_HEADER
+    return response
+
+
+def install_public_access(app: FastAPI, settings: Settings) -> None:
+    """The gateway: CORS, API keys, rate limits."""
+    policy = public_access(settings)
+
+    @app.middleware("http")
+    async def _access(request: Request, call_next: Next) -> Response:
+        address = request.client.host if request.client else "unknown"
+        try:
+            policy.check(
+                request.method, request.url.path, request.headers.get(API_KEY_HEADER), address
+            )
+        except (Unauthorized, RateLimited) as exc:
+            return _refusal(app, exc)
+        return await call_next(request)
+
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:
+        # Added last, so it runs first: a browser's preflight never meets the key check.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=[API_KEY_HEADER, "Content-Type"],
+            expose_headers=["Retry-After"],
+            max_age=600,
+        )
+
+
+def install_internal_access(app: FastAPI, settings: Settings) -> None:
+    """An internal service: only callers holding the internal token, when one is set."""
+    token = internal_token(settings)
+    if token is None:
+        return
+    expected = _digest(token)
+
+    @app.middleware("http")
+    async def _internal(request: Request, call_next: Next) -> Response:
+        if not request.url.path.startswith(OPEN_PATHS):
+            presented = request.headers.get(INTERNAL_TOKEN_HEADER, "")
+            if not hmac.compare_digest(_digest(presented), expected):
+                return _refusal(app, Unauthorized(f"this service needs {INTERNAL_TOKEN_HEADER}"))
+        return await call_next(request)
