@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ from tests.conftest import FAST_ENV, MINI
 from tests.integration.test_services import free_port, wait_ready
 
 CHROMIUM = "/usr/bin/chromium"
+#: Writes need this key (searches stay public): the page must let a user give it.
+API_KEY = "web-test-key-0123456789"
 SHOTS = Path(os.environ.get("IMSEARCH_SCREENSHOTS", "var/screenshots"))
 
 
@@ -26,6 +29,7 @@ def server(tmp_path_factory) -> Iterator[str]:
         **FAST_ENV,
         "PATH": "/usr/bin:/bin",
         "IMSEARCH_DATA_DIR": str(tmp_path_factory.mktemp("web")),
+        "IMSEARCH_API_KEYS": f"web:{API_KEY}",
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "imsearch.cli", "serve", "--port", str(port)],
@@ -43,6 +47,7 @@ def server(tmp_path_factory) -> Iterator[str]:
                     f"{url}/v1/images",
                     data={"id": f"dvd/{path.stem}"},
                     files={"image": (path.name, path.read_bytes())},
+                    headers={"X-API-Key": API_KEY},
                     timeout=60,
                 )
                 assert reply.status_code == 201, reply.text
@@ -107,6 +112,11 @@ def test_manage_add_delete_and_errors(page: Page) -> None:
     page.fill("#add-id", "photos/canon_006")
     page.fill("#add-metadata", '{"shop": "corner"}')
     page.click("#add-go")
+    expect(page.locator("#manage-status")).to_contain_text("unauthorized", timeout=60_000)
+    page.fill("#api-key", API_KEY)
+    page.click("#key-go")
+    expect(page.locator("#key-status")).to_have_text("API key set for this tab.")
+    page.click("#add-go")
     expect(page.locator("#manage-status")).to_have_text("Added photos/canon_006.", timeout=60_000)
     expect(page.locator('#stats dd[data-key="images"]')).to_have_text("11")
 
@@ -123,6 +133,15 @@ def test_manage_add_delete_and_errors(page: Page) -> None:
     page.click("#delete-go")
     expect(page.locator("#manage-status")).to_contain_text("unknown_id")
     page.screenshot(path=str(SHOTS / "manage.png"), full_page=True)
+
+    # With a key set, thumbnails come through fetch (an <img> cannot send the header).
+    page.click("#tab-search")
+    page.set_input_files("#search-file", str(MINI / "images" / "droid_005.jpg"))
+    first = page.locator("#results .result").first
+    expect(first).to_have_attribute("data-id", "dvd/ref_005", timeout=60_000)
+    expect(first.locator("img")).to_have_attribute("src", re.compile("^blob:"))
+    first.locator("img").evaluate("img => img.decode()")
+    assert first.locator("img").evaluate("img => img.naturalWidth") > 0
 
 
 def test_phone_width_and_keyboard(page: Page) -> None:
