@@ -81,6 +81,10 @@ class IndexError_(ImsearchError):
     code = "index_error"
 
 
+class InvalidId(IndexError_):
+    code = "invalid_id"
+
+
 class IndexNotReady(IndexError_):
     code = "index_not_ready"
 
@@ -144,6 +148,7 @@ __all__ = [
     "ImsearchError",
     "IndexError_",
     "IndexNotReady",
+    "InvalidId",
     "InvalidImage",
     "LocalFeatureError",
     "ModelError",

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Literal
 from PIL import Image
 from tqdm import tqdm
 
-from imsearch.errors import ConfigError, InvalidImage
+from imsearch.errors import ConfigError, InvalidId, InvalidImage
 from imsearch.features.local import SiftExtractor
+from imsearch.ids import normalize_id
 from imsearch.images import ImageLimits, decode_image, list_images, make_thumbnail, sha256_hex
 from imsearch.index.catalog import Item
 from imsearch.index.store import IndexStore
@@ -171,6 +172,11 @@ def _load(
     limits: ImageLimits,
     sift: SiftExtractor | None,
 ) -> _Loaded:
+    if ext_id is not None:
+        try:
+            ext_id = normalize_id(ext_id)
+        except InvalidId as exc:
+            return _Loaded(ext_id, "", shown.as_posix(), error=f"{exc.code}: {exc.message}")
     try:
         data = path.read_bytes()
     except OSError as exc:

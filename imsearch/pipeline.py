@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from imsearch.features.local import LocalFeatures, SiftExtractor
+from imsearch.ids import normalize_id
 from imsearch.images import BBox, ImageLimits, crop_box, decode_image, make_thumbnail, sha256_hex
 from imsearch.index.catalog import Item
 from imsearch.index.store import Hit
@@ -291,6 +292,7 @@ class SearchPipeline:
 
     def add(self, ext_id: str, data: bytes, metadata: dict[str, Any] | None = None) -> Item:
         """Describe ``data`` and add (or replace) it under ``ext_id``; durable on return."""
+        ext_id = normalize_id(ext_id)
         got = self.extractor.extract([data], local=self.local_features, thumbnails=True)
         assert got.vectors is not None
         local = got.local[0].to_bytes() if got.local else None
@@ -302,6 +304,7 @@ class SearchPipeline:
 
     def delete(self, ext_id: str) -> bool:
         """Delete ``ext_id`` everywhere; True when the index had it."""
+        ext_id = normalize_id(ext_id)
         found = [writer.delete([ext_id]) for writer in self.writers]
         return bool(found[0])
 

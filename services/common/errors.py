@@ -20,6 +20,7 @@ STATUS_BY_ERROR: tuple[tuple[type[E.ImsearchError], int], ...] = (
     (E.InvalidImage, 400),
     (E.ModelMismatch, 409),
     (E.UnknownId, 404),
+    (E.InvalidId, 400),
     (E.IndexNotReady, 503),
     (E.DimensionMismatch, 400),
     (E.ConfigError, 400),

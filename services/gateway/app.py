@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from imsearch.errors import ConfigError, IndexNotReady, UnknownId
+from imsearch.ids import normalize_id
 from imsearch.images import sha256_hex
 from imsearch.index.vectors import SearchKnobs
 from imsearch.pipeline import SearchResult
@@ -187,6 +188,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metadata: Annotated[str, Form(description="A JSON object.")] = "{}",
     ) -> Any:
         gateway = gateway_of(request)
+        id = normalize_id(id)
         meta = _metadata(metadata)
         data = await read_upload(image, settings.max_upload_bytes)
         existing = (await run_in_threadpool(gateway.info, [id])).get(id)
@@ -203,6 +205,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses={200: {"content": {"image/jpeg": {}}}, 304: {}, 404: {}},
     )
     async def thumbnail(request: Request, image_id: str) -> Response:
+        image_id = normalize_id(image_id)
         found = await run_in_threadpool(gateway_of(request).thumbnail, image_id)
         if found is None:
             raise UnknownId(f"no thumbnail for id {image_id!r}")
@@ -215,6 +218,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/v1/images/{image_id:path}", response_model=ImageInfo, tags=["collection"])
     async def get_image(request: Request, image_id: str) -> ImageInfo:
+        image_id = normalize_id(image_id)
         found = (await run_in_threadpool(gateway_of(request).info, [image_id])).get(image_id)
         if found is None:
             raise UnknownId(f"no image with id {image_id!r}")
@@ -222,6 +226,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.delete("/v1/images/{image_id:path}", response_model=DeleteResponse, tags=["collection"])
     async def delete_image(request: Request, image_id: str) -> DeleteResponse:
+        image_id = normalize_id(image_id)
         deleted = await run_in_threadpool(gateway_of(request).pipeline.delete, image_id)
         if not deleted:
             raise UnknownId(f"no image with id {image_id!r}")

@@ -59,9 +59,12 @@ def collection(tmp_path: Path) -> Path:
 
 
 def test_index_query_resume(collection: Path, fast_env: dict[str, str]) -> None:
+    # A file name with an invisible character cannot become an id: reported, not indexed.
+    shutil.copy(MINI / "images" / "wall_altai.jpg", collection / "walls" / "alt\u200bai.jpg")
     first = run(["index", str(collection), "--no-progress"], fast_env)
-    assert "added 10" in first.stdout and "failed 2" in first.stdout
+    assert "added 10" in first.stdout and "failed 3" in first.stdout
     assert "covers/broken.jpg" in first.stderr and "empty_image" in first.stderr
+    assert "invalid_id" in first.stderr and "U+200B" in first.stderr
 
     again = run(["index", str(collection), "--no-progress"], fast_env)
     assert "added 0" in again.stdout and "skipped 10" in again.stdout
