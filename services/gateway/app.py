@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 #: The web page: plain HTML/CSS/JS, no build step, nothing from a CDN.
 STATIC = Path(__file__).parent / "static"
 MAX_METADATA_BYTES = 16 * 1024
+#: Nesting levels metadata may have: enough for any catalogue record, far from the parser's
+#: recursion limit (a 16 KiB "[[[[…" would otherwise crash the request).
+MAX_METADATA_DEPTH = 16
 
 
 class SearchHit(BaseModel):
@@ -266,6 +269,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _metadata(text: str) -> dict[str, Any]:
     if len(text.encode()) > MAX_METADATA_BYTES:
         raise ConfigError(f"metadata is larger than {MAX_METADATA_BYTES} bytes")
+    if _nesting(text) > MAX_METADATA_DEPTH:
+        raise ConfigError(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels")
     try:
         value = json.loads(text or "{}")
     except json.JSONDecodeError as exc:
@@ -273,6 +278,23 @@ def _metadata(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError("metadata must be a JSON object")
     return value
+
+
+def _nesting(text: str) -> int:
+    """The deepest bracket nesting of JSON ``text``, outside strings (before parsing it)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def _observe(metrics: Any, result: SearchResult) -> None:

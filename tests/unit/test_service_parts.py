@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imsearch.errors import DependencyUnavailable, ModelMismatch
+from imsearch.errors import ConfigError, DependencyUnavailable, ModelMismatch
 from services.common.client import ServiceClient
 from services.contracts.v1 import messages_pb2 as pb
 from services.extractor.app import MicroBatcher
@@ -106,3 +106,20 @@ def test_timeouts_are_not_retried_and_domain_errors_keep_their_code() -> None:
     client, _ = client_with(mismatch)
     with pytest.raises(ModelMismatch, match="other"):
         client.call("/v1/add", pb.AddRequest(), pb.AddResponse, idempotent=True)
+
+
+def test_metadata_must_be_a_small_shallow_json_object() -> None:
+    from services.gateway.app import MAX_METADATA_DEPTH, _metadata
+
+    assert _metadata('{"title": "a \\"[[[\\" b", "tags": [{"k": 1}]}')["tags"] == [{"k": 1}]
+    assert _metadata("") == {}
+    deep = "[" * 5000 + "]" * 5000  # would exhaust the JSON parser's recursion
+    for bad, reason in [
+        (deep, "nested deeper"),
+        ('{"a":' * (MAX_METADATA_DEPTH + 1) + "1" + "}" * (MAX_METADATA_DEPTH + 1), "nested"),
+        ("[1, 2]", "JSON object"),
+        ("{oops}", "not valid JSON"),
+        ('{"x": "' + "y" * 20_000 + '"}', "larger than"),
+    ]:
+        with pytest.raises(ConfigError, match=reason):
+            _metadata(bad)
