@@ -20,9 +20,14 @@ def replace_atomic(path: str | Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` then move ``tmp`` over ``path``: a crash leaves old or new, whole."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    fsync_path(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        fsync_path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        # A full disk (or a crash of the writer) leaves ``path`` as it was and no litter.
+        tmp.unlink(missing_ok=True)
+        raise
     fsync_path(path.parent)
 
 

@@ -107,6 +107,37 @@ def test_store_survives_reopen_with_and_without_snapshot(tmp_path) -> None:
     assert len(list(tmp_path.glob("vectors-*.faiss"))) == 1
 
 
+def test_a_full_disk_during_a_snapshot_keeps_the_previous_one(tmp_path, monkeypatch) -> None:
+    """Error path: the snapshot write fails half-way (ENOSPC); nothing acknowledged is lost."""
+    import errno
+
+    import imsearch.index.vectors as vectors
+
+    store = IndexStore(tmp_path, "model-a", DIM)
+    items = random_items(12)
+    store.add(items[:6])
+    store.snapshot()
+    before = (tmp_path / SNAPSHOT_FILE).read_text()
+    store.add(items[6:])
+
+    def disk_full(index: object, path: str) -> None:
+        with open(path, "wb") as fh:
+            fh.write(b"half an index")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(vectors.faiss, "write_index", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        store.snapshot()
+    monkeypatch.undo()
+    assert (tmp_path / SNAPSHOT_FILE).read_text() == before  # the old pointer, still valid
+    assert not list(tmp_path.glob("*.tmp")) and store.pending_ops() == 6
+    store.close()
+
+    reopened = IndexStore(tmp_path, "model-a", DIM)  # old snapshot + the log
+    assert len(reopened) == 12
+    assert reopened.search(items[9].vector, 1)[0][0].id == "img9"
+
+
 def test_readonly_store_reads_and_refuses_missing(tmp_path) -> None:
     with pytest.raises(IndexNotReady):
         IndexStore(tmp_path / "none", readonly=True)
