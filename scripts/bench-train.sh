@@ -13,6 +13,8 @@ WORK=${WORK:-var/bench-train}
 EPOCHS=${EPOCHS:-3}
 TUPLES=${TUPLES:-100}
 SMVS="$SHARED/smvs-dvd"
+# Global descriptors only: no RootSIFT, no visual vocabulary to learn.
+export IMSEARCH_LOCAL_FEATURES=0 IMSEARCH_RERANK=none
 mkdir -p "$RESULTS" "$WORK"
 TRAIN=(--only-queries '*_00?' --only-queries '*_0[1-4]?' --only-queries '*_050'
        --only-db 'ref_00?' --only-db 'ref_0[1-4]?' --only-db 'ref_050' --only-db 'wall_*')
