@@ -3,7 +3,9 @@
 Keys come from :func:`imsearch.pipeline.cache_key` (kind, model id, image hash, crop); values
 are packed bytes with a one-byte type tag, and expire after ``ttl_s``. Redis being down, slow
 or flushed only costs speed: a failed lookup is a miss, a failed store is skipped, and
-``available`` tells /readyz to report the cache as degraded.
+``available`` tells /readyz to report the cache as degraded. After a failure the cache is left
+alone for ``retry_s`` (a circuit breaker), so a dead Redis costs requests nothing rather than a
+connection timeout each; a restarted Redis is used again from the next try.
 """
 
 from __future__ import annotations
@@ -23,15 +25,19 @@ _WARN_EVERY_S = 30.0
 
 
 class RedisCache:
-    def __init__(self, url: str, ttl_s: int, timeout_s: float = 0.25) -> None:
+    def __init__(self, url: str, ttl_s: int, timeout_s: float = 0.25, retry_s: float = 2.0) -> None:
         self.ttl_s = ttl_s
+        self.retry_s = retry_s
         self._redis = redis.Redis.from_url(
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
         )
         self.available = True
         self._last_warning = 0.0
+        self._retry_at = 0.0
 
     def get(self, key: str) -> Any | None:
+        if self._resting():
+            return None
         try:
             value = self._redis.get(key)
         except redis.RedisError as exc:
@@ -50,6 +56,8 @@ class RedisCache:
             packed = _VECTOR + np.ascontiguousarray(value, dtype="<f4").tobytes()
         else:
             packed = _BYTES + bytes(value)
+        if self._resting():
+            return
         try:
             self._redis.set(key, packed, ex=self.ttl_s)
             self.available = True
@@ -66,9 +74,13 @@ class RedisCache:
     def close(self) -> None:
         self._redis.close()
 
+    def _resting(self) -> bool:
+        return not self.available and time.monotonic() < self._retry_at
+
     def _down(self, exc: Exception) -> None:
         self.available = False
         now = time.monotonic()
+        self._retry_at = now + self.retry_s
         if now - self._last_warning > _WARN_EVERY_S:
             self._last_warning = now
             log.warning("Redis cache unavailable, serving uncached: %s", exc)

@@ -243,3 +243,22 @@ def test_redis_down_only_costs_speed(cluster: Cluster, redis_url: str) -> None:
     assert down.status_code == 200 and down.json()["results"][0]["id"] == "ref_003"
     ready = httpx.get(f"{gateway}/readyz").json()
     assert ready["status"] == "degraded" and ready["detail"]["cache"] == "degraded"
+
+    # Redis comes back (empty, on the same port): the gateway uses it again by itself.
+    port = redis_url.rsplit(":", 1)[1].split("/")[0]
+    binary = shutil.which("redis-server")
+    assert binary
+    revived = subprocess.Popen(
+        [binary, "--port", port, "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while search(gateway, query, k=1).json()["cache"] != "hit":
+            assert time.monotonic() < deadline, "the cache was not used again after a restart"
+            time.sleep(0.5)
+        assert httpx.get(f"{gateway}/readyz").json()["status"] == "ready"
+    finally:
+        revived.terminate()
+        revived.wait(timeout=10)
