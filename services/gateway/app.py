@@ -214,7 +214,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise UnknownId(f"no thumbnail for id {image_id!r}")
         data, sha = found
         etag = f'"{sha}"' if sha else None
-        headers = {"Cache-Control": "public, max-age=86400"} | ({"ETag": etag} if etag else {})
+        # A keyed collection's thumbnails must not sit in shared caches.
+        scope = "private" if settings.search_requires_key else "public"
+        headers = {"Cache-Control": f"{scope}, max-age=86400"} | ({"ETag": etag} if etag else {})
         if etag and request.headers.get("if-none-match") == etag:
             return Response(status_code=304, headers=headers)
         return Response(data, media_type="image/jpeg", headers=headers)
