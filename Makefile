@@ -58,8 +58,10 @@ bench-features: install  ## descriptor grid: backbone x size x pooling x scales 
 bench-ann: install  ## ANN families at 10k / 100k / 1M synthetic descriptors
 	$(BIN)/pip install --quiet -e ".[model,serve,dev,bench]"
 	mkdir -p $(RESULTS)
-	for n in 10000 100000 1000000; do \
+	for n in 10000 100000; do \
 	  $(BIN)/imsearch bench ann --sizes $$n --json $(RESULTS)/bench-ann-$$n.json; done
+	$(BIN)/imsearch bench ann --sizes 1000000 --json $(RESULTS)/bench-ann-1000000.json \
+	  --presets exact,sq8,ivf-flat,ivf-sq8,opq-ivf-pq,ivf-pq-refine,hnsw,hnsw-sq8
 
 bench-rerank: install  ## re-ranking methods, M sweep, rotations, absent objects, distractors
 	scripts/bench-rerank.sh $(SHARED) $(RESULTS)
