@@ -4,14 +4,15 @@
 # 051-100 with every wallpaper in the database. Never touches 051-100 while training.
 # Rows: ImageNet GeM (no whitening), + PCA whitening of the collection, + Lw learned from the
 # training pairs, and the four recipes contrastive / triplet, each without and with SOS.
-# Usage: scripts/bench-train.sh [SHARED_DATA_DIR] [RESULTS_DIR]   (about 40 minutes on 2 cores)
+# Usage: scripts/bench-train.sh [SHARED_DATA_DIR] [RESULTS_DIR]   (about 20 minutes on 2 cores)
+# The defaults are the smoke-scale run of docs/BENCHMARKS.md; raise EPOCHS and TUPLES (on a GPU).
 set -euo pipefail
 SHARED=${1:-../shared/data}
 RESULTS=${2:-docs/results}
 BIN=${BIN:-.venv/bin}
 WORK=${WORK:-var/bench-train}
-EPOCHS=${EPOCHS:-3}
-TUPLES=${TUPLES:-100}
+EPOCHS=${EPOCHS:-1}
+TUPLES=${TUPLES:-60}
 SMVS="$SHARED/smvs-dvd"
 # Global descriptors only: no RootSIFT, no visual vocabulary to learn.
 export IMSEARCH_LOCAL_FEATURES=0 IMSEARCH_RERANK=none
