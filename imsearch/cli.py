@@ -308,13 +308,15 @@ def _learn_lw(
     from imsearch.engine import open_engine
     from imsearch.evaluate.datasets import load_dataset
     from imsearch.evaluate.runner import select
+    from imsearch.features.whitening import LW_SHRINKAGE
     from imsearch.train.lw import learn_lw_from_dataset
 
     dataset = select(load_dataset(dataset_dir), only_queries=queries)
     engine = open_engine(cfg)
     try:
+        alpha = LW_SHRINKAGE if shrinkage is None else shrinkage
         learned = learn_lw_from_dataset(
-            engine.pipeline.extractor, dataset, cfg.whitening_dim, shrinkage or 0.0, progress
+            engine.pipeline.extractor, dataset, cfg.whitening_dim, alpha, progress
         )
         engine.store.set_whitening(learned)
     finally:

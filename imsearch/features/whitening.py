@@ -110,11 +110,16 @@ def learn_pca_whitening(
     return PCAWhitening(mean.astype(np.float32), projection.astype(np.float32), info)
 
 
+#: Lw's default shrinkage, chosen inside the training split (docs/BENCHMARKS.md §5): 0 (plain
+#: Lw) collapses with a few hundred pairs; 0.1 and 1 both work, 0.1 best.
+LW_SHRINKAGE = 0.1
+
+
 def learn_lw_whitening(
     x: np.ndarray,
     pairs: np.ndarray,
     dim: int | None = None,
-    shrinkage: float = 0.0,
+    shrinkage: float = LW_SHRINKAGE,
     source: str = "",
 ) -> PCAWhitening:
     """Learn whitening from descriptors ``x`` (n, D) and matching ``pairs`` (p, 2) of row indices.

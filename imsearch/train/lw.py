@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from imsearch.errors import ConfigError
 from imsearch.evaluate.datasets import Dataset
-from imsearch.features.whitening import PCAWhitening, learn_lw_whitening
+from imsearch.features.whitening import LW_SHRINKAGE, PCAWhitening, learn_lw_whitening
 from imsearch.pipeline import DescriptorExtractor
 
 
@@ -20,7 +20,7 @@ def learn_lw_from_dataset(
     extractor: DescriptorExtractor,
     dataset: Dataset,
     dim: int | None = None,
-    shrinkage: float = 0.0,
+    shrinkage: float = LW_SHRINKAGE,
     progress: bool = True,
 ) -> PCAWhitening:
     """Pairs = (query, each positive) for every query of ``dataset``."""
