@@ -18,7 +18,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from imsearch.errors import ConfigError, ImageTooLarge, IndexNotReady
@@ -35,6 +35,61 @@ BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.
 class Health(BaseModel):
     status: str
     detail: dict[str, Any] = {}
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable, machine-readable: see docs/API.md.")
+    message: str = Field(description="For people; may change between releases.")
+
+
+class ErrorBody(BaseModel):
+    """Every error of every service has this shape."""
+
+    error: ErrorDetail
+
+
+_MEANING = {
+    400: "Invalid input: not an image, bad id, bad parameter or body (see error.code).",
+    401: "Missing or wrong X-API-Key (gateway) or X-Internal-Token (internal services).",
+    404: "No image with this id.",
+    409: "The collection holds descriptors of another model.",
+    413: "The body is over the upload limit.",
+    415: "An image format the engine does not read.",
+    422: "A required field or parameter is missing or out of range.",
+    429: "Over the rate limit; retry after Retry-After seconds.",
+    503: "Still loading, or a service it needs is down or too slow; retry later.",
+}
+
+
+#: What any internal route can answer besides 200: bad body, no token, too big, not ready.
+INTERNAL_ERRORS = (400, 401, 413, 503)
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error statuses, all with the one error shape."""
+    return {code: {"model": ErrorBody, "description": _MEANING[code]} for code in codes}
+
+
+def protobuf_io(request: type[Message], response: type[Message], *codes: int) -> dict[str, Any]:
+    """Route arguments documenting a protobuf body in and out (contracts in proto/v1)."""
+    binary = {PROTOBUF: {"schema": {"type": "string", "format": "binary"}}}
+    return {
+        "response_class": Response,
+        "openapi_extra": {
+            "requestBody": {
+                "required": True,
+                "description": f"A serialized {request.DESCRIPTOR.full_name} message.",
+                "content": binary,
+            }
+        },
+        "responses": {
+            200: {
+                "description": f"A serialized {response.DESCRIPTOR.full_name}.",
+                "content": binary,
+            }
+        }
+        | errors(*codes),
+    }
 
 
 class Metrics:
@@ -100,7 +155,12 @@ def service_app(service: str, title: str, lifespan: Any, summary: str = "") -> F
     async def healthz() -> Health:
         return Health(status="ok")
 
-    @app.get("/metrics", tags=["health"], response_class=Response)
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=Response,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 

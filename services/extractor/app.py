@@ -27,7 +27,15 @@ from imsearch.images import make_thumbnail
 from imsearch.pipeline import InProcessExtractor
 from imsearch.settings import Settings
 from services.common.access import install_internal_access
-from services.common.app import Health, protobuf_response, read_message, service_app
+from services.common.app import (
+    INTERNAL_ERRORS,
+    Health,
+    errors,
+    protobuf_io,
+    protobuf_response,
+    read_message,
+    service_app,
+)
 from services.common.codec import bbox_from_pb, local_to_pb, vector_to_pb
 from services.contracts.v1 import messages_pb2 as pb
 
@@ -115,7 +123,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_internal_access(app, settings)
 
-    @app.post("/v1/extract", tags=["extract"], response_class=Response)
+    @app.post(
+        "/v1/extract",
+        tags=["extract"],
+        **protobuf_io(pb.ExtractRequest, pb.ExtractResponse, *INTERNAL_ERRORS, 415),
+    )
     async def extract(request: Request) -> Response:
         message = await read_message(request, pb.ExtractRequest, settings.max_upload_bytes + 4096)
         extractor: InProcessExtractor = state["extractor"]
@@ -130,7 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             reply.thumbnail = await run_in_threadpool(make_thumbnail, image)
         return protobuf_response(reply)
 
-    @app.get("/v1/info", tags=["extract"])
+    @app.get("/v1/info", tags=["extract"], responses=errors(401))
     async def info() -> dict[str, Any]:
         extractor: InProcessExtractor = state["extractor"]
         return {

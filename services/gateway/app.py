@@ -31,9 +31,9 @@ from imsearch.pipeline import SearchResult
 from imsearch.rerank.reranker import with_overrides
 from imsearch.settings import Settings
 from services.common.access import install_public_access
-from services.common.app import Health, every, running, service_app
+from services.common.app import Health, errors, every, running, service_app
 from services.common.errors import error_body
-from services.common.uploads import read_upload
+from services.common.uploads import BodyLimit, read_upload
 from services.gateway.compose import Gateway, compose
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,8 @@ MAX_METADATA_BYTES = 16 * 1024
 #: Nesting levels metadata may have: enough for any catalogue record, far from the parser's
 #: recursion limit (a 16 KiB "[[[[…" would otherwise crash the request).
 MAX_METADATA_DEPTH = 16
+#: Room for the multipart framing, the id and the metadata around an image at the limit.
+MULTIPART_OVERHEAD = 64 * 1024
 
 
 class SearchHit(BaseModel):
@@ -105,28 +107,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.gateway = None
     metrics = app.state.metrics
 
-    @app.middleware("http")
-    async def _refuse_oversized(request: Request, call_next: Any) -> Any:
-        # A declared body far over the limit is refused before a byte of it is parsed; the
-        # upload reader enforces the exact limit on what arrives.
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > settings.max_upload_bytes + 64 * 1024:
-            return JSONResponse(
-                error_body(
-                    "image_too_large",
-                    f"the request exceeds the limit of {settings.max_upload_bytes} bytes",
-                ),
-                status_code=413,
-            )
-        return await call_next(request)
-
     def gateway_of(request: Request) -> Gateway:
         gateway: Gateway | None = request.app.state.gateway
         if gateway is None:
             raise IndexNotReady("the engine is still loading")
         return gateway
 
-    @app.post("/v1/search", response_model=SearchResponse, tags=["search"])
+    @app.post(
+        "/v1/search",
+        response_model=SearchResponse,
+        tags=["search"],
+        responses=errors(400, 401, 413, 415, 422, 429, 503),
+    )
     async def search(
         request: Request,
         image: Annotated[UploadFile, File(description="The query photo.")],
@@ -182,7 +174,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response_model=AddResponse,
         status_code=201,
         tags=["collection"],
-        responses={200: {"model": AddResponse, "description": "Already held, unchanged."}},
+        responses={200: {"model": AddResponse, "description": "Already held, unchanged."}}
+        | errors(400, 401, 409, 413, 415, 422, 429, 503),
     )
     async def add_image(
         request: Request,
@@ -205,7 +198,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/v1/images/{image_id:path}/thumbnail",
         tags=["collection"],
         response_class=Response,
-        responses={200: {"content": {"image/jpeg": {}}}, 304: {}, 404: {}},
+        responses={
+            200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
+            304: {"description": "Not modified (If-None-Match)."},
+        }
+        | errors(400, 401, 404, 422, 429, 503),
     )
     async def thumbnail(request: Request, image_id: str) -> Response:
         image_id = normalize_id(image_id)
@@ -221,7 +218,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return Response(status_code=304, headers=headers)
         return Response(data, media_type="image/jpeg", headers=headers)
 
-    @app.get("/v1/images/{image_id:path}", response_model=ImageInfo, tags=["collection"])
+    @app.get(
+        "/v1/images/{image_id:path}",
+        response_model=ImageInfo,
+        tags=["collection"],
+        responses=errors(400, 401, 404, 422, 429, 503),
+    )
     async def get_image(request: Request, image_id: str) -> ImageInfo:
         image_id = normalize_id(image_id)
         found = (await run_in_threadpool(gateway_of(request).info, [image_id])).get(image_id)
@@ -229,7 +231,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise UnknownId(f"no image with id {image_id!r}")
         return ImageInfo(id=image_id, sha256=found[0], metadata=found[1])
 
-    @app.delete("/v1/images/{image_id:path}", response_model=DeleteResponse, tags=["collection"])
+    @app.delete(
+        "/v1/images/{image_id:path}",
+        response_model=DeleteResponse,
+        tags=["collection"],
+        responses=errors(400, 401, 404, 422, 429, 503),
+    )
     async def delete_image(request: Request, image_id: str) -> DeleteResponse:
         image_id = normalize_id(image_id)
         deleted = await run_in_threadpool(gateway_of(request).pipeline.delete, image_id)
@@ -237,7 +244,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise UnknownId(f"no image with id {image_id!r}")
         return DeleteResponse(id=image_id, deleted=True)
 
-    @app.get("/v1/stats", tags=["collection"])
+    @app.get("/v1/stats", tags=["collection"], responses=errors(401, 429, 503))
     async def stats(request: Request) -> dict[str, Any]:
         gateway = gateway_of(request)
         return {
@@ -252,7 +259,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
-    @app.get("/readyz", response_model=Health, tags=["health"], responses={503: {}})
+    @app.get("/readyz", response_model=Health, tags=["health"], responses=errors(503))
     async def readyz(request: Request) -> Any:
         gateway: Gateway | None = request.app.state.gateway
         if gateway is None:
@@ -265,6 +272,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         status = "degraded" if "degraded" in detail.values() else "ready"
         return Health(status=status, detail=detail)
 
+    # Outermost: an oversized body is refused before any other layer reads it.
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.max_upload_bytes + MULTIPART_OVERHEAD,
+        announced=settings.max_upload_bytes,
+    )
     return app
 
 

@@ -31,8 +31,11 @@ from imsearch.rerank.reranker import QueryFeatures, Reranker, RerankResult
 from imsearch.settings import Settings
 from services.common.access import install_internal_access
 from services.common.app import (
+    INTERNAL_ERRORS,
     Health,
+    errors,
     every,
+    protobuf_io,
     protobuf_response,
     read_message,
     running,
@@ -104,7 +107,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_internal_access(app, settings)
 
-    @app.post("/v1/rerank", tags=["rerank"], response_class=Response)
+    @app.post(
+        "/v1/rerank",
+        tags=["rerank"],
+        **protobuf_io(pb.RerankRequest, pb.RerankResponse, *INTERNAL_ERRORS),
+    )
     async def rerank(request: Request) -> Response:
         message = await read_message(request, pb.RerankRequest, MAX_BODY)
         hits = hits_from_pb(message.hits)
@@ -126,7 +133,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         return protobuf_response(rerank_result_to_pb(result))
 
-    @app.post("/v1/add", tags=["write"], response_class=Response)
+    @app.post(
+        "/v1/add",
+        tags=["write"],
+        **protobuf_io(pb.AddRequest, pb.AddResponse, *INTERNAL_ERRORS, 409),
+    )
     async def add(request: Request) -> Response:
         message = await read_message(request, pb.AddRequest, MAX_BODY)
         # Items may come without local features (IMSEARCH_LOCAL_FEATURES=0): they still serve
@@ -140,14 +151,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         added = await run_in_threadpool(add_new, state.store, message.model_id, items)
         return protobuf_response(pb.AddResponse(added=added))
 
-    @app.post("/v1/delete", tags=["write"], response_class=Response)
+    @app.post(
+        "/v1/delete",
+        tags=["write"],
+        **protobuf_io(pb.DeleteRequest, pb.DeleteResponse, *INTERNAL_ERRORS),
+    )
     async def delete(request: Request) -> Response:
         message = await read_message(request, pb.DeleteRequest, MAX_BODY)
         store = state.store
         deleted = await run_in_threadpool(store.delete, list(message.ids)) if store else 0
         return protobuf_response(pb.DeleteResponse(deleted=deleted))
 
-    @app.get("/v1/stats", tags=["rerank"])
+    @app.get("/v1/stats", tags=["rerank"], responses=errors(401))
     async def stats() -> dict[str, Any]:
         if state.store is None or state.local is None:
             return {"count": 0}

@@ -35,8 +35,11 @@ from imsearch.indexing import maintain_collection
 from imsearch.settings import Settings
 from services.common.access import install_internal_access
 from services.common.app import (
+    INTERNAL_ERRORS,
     Health,
+    errors,
     every,
+    protobuf_io,
     protobuf_response,
     read_message,
     running,
@@ -131,7 +134,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ConfigError("this search service is a read-only replica; write to the primary")
         return holder.store
 
-    @app.post("/v1/search", tags=["search"], response_class=Response)
+    @app.post(
+        "/v1/search",
+        tags=["search"],
+        **protobuf_io(pb.SearchRequest, pb.SearchResponse, *INTERNAL_ERRORS),
+    )
     async def search(request: Request) -> Response:
         message = await read_message(request, pb.SearchRequest, MAX_BODY)
         queries = [vector_from_pb(q) for q in message.queries]
@@ -150,7 +157,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         return protobuf_response(reply)
 
-    @app.post("/v1/add", tags=["write"], response_class=Response)
+    @app.post(
+        "/v1/add",
+        tags=["write"],
+        **protobuf_io(pb.AddRequest, pb.AddResponse, *INTERNAL_ERRORS, 409),
+    )
     async def add(request: Request) -> Response:
         message = await read_message(request, pb.AddRequest, MAX_BODY)
         items = [item_from_pb(i) for i in message.items]
@@ -173,14 +184,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         return holder.store
 
-    @app.post("/v1/delete", tags=["write"], response_class=Response)
+    @app.post(
+        "/v1/delete",
+        tags=["write"],
+        **protobuf_io(pb.DeleteRequest, pb.DeleteResponse, *INTERNAL_ERRORS),
+    )
     async def delete(request: Request) -> Response:
         message = await read_message(request, pb.DeleteRequest, MAX_BODY)
         target = writable()
         deleted = await run_in_threadpool(target.delete, list(message.ids)) if target else 0
         return protobuf_response(pb.DeleteResponse(deleted=deleted))
 
-    @app.post("/v1/info", tags=["search"], response_class=Response)
+    @app.post(
+        "/v1/info",
+        tags=["search"],
+        **protobuf_io(pb.InfoRequest, pb.InfoResponse, *INTERNAL_ERRORS),
+    )
     async def info(request: Request) -> Response:
         message = await read_message(request, pb.InfoRequest, MAX_BODY)
         current = holder.store
@@ -188,7 +207,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return protobuf_response(pb.InfoResponse())
         return protobuf_response(await run_in_threadpool(info_response, current, list(message.ids)))
 
-    @app.post("/v1/thumbnail", tags=["search"], response_class=Response)
+    @app.post(
+        "/v1/thumbnail",
+        tags=["search"],
+        **protobuf_io(pb.ThumbnailRequest, pb.ThumbnailResponse, *INTERNAL_ERRORS),
+    )
     async def thumbnail(request: Request) -> Response:
         message = await read_message(request, pb.ThumbnailRequest, 4096)
         current = holder.store
@@ -198,13 +221,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         data, sha = found
         return protobuf_response(pb.ThumbnailResponse(found=True, data=data, sha256=sha or ""))
 
-    @app.get("/v1/stats", tags=["search"])
+    @app.get("/v1/stats", tags=["search"], responses=errors(401))
     async def stats() -> dict[str, Any]:
         current = holder.store
         base = await run_in_threadpool(current.stats) if current else {"count": 0}
         return {**base, "replica": settings.replica}
 
-    @app.get("/readyz", response_model=Health, tags=["health"], responses={503: {}})
+    @app.get("/readyz", response_model=Health, tags=["health"], responses=errors(503))
     async def readyz() -> Any:
         if holder.error:
             return JSONResponse(error_body("not_ready", holder.error), 503)

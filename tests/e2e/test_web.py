@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +11,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.conftest import FAST_ENV, MINI
-from tests.integration.test_services import free_port, wait_ready
+from tests.conftest import MINI
+from tests.procs import Server, running
 
 CHROMIUM = "/usr/bin/chromium"
 #: Writes need this key (searches stay public): the page must let a user give it.
@@ -24,37 +22,22 @@ SHOTS = Path(os.environ.get("IMSEARCH_SCREENSHOTS", "var/screenshots"))
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[str]:
-    port = free_port()
     env = {
-        **FAST_ENV,
-        "PATH": "/usr/bin:/bin",
         "IMSEARCH_DATA_DIR": str(tmp_path_factory.mktemp("web")),
         "IMSEARCH_API_KEYS": f"web:{API_KEY}",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "imsearch.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(url, proc)
+    with running(Server(env)) as served:
         for path in sorted((MINI / "images").glob("*.jpg")):
             if path.stem.startswith(("ref_", "wall_")):
                 reply = httpx.post(
-                    f"{url}/v1/images",
+                    f"{served.url}/v1/images",
                     data={"id": f"dvd/{path.stem}"},
                     files={"image": (path.name, path.read_bytes())},
                     headers={"X-API-Key": API_KEY},
                     timeout=60,
                 )
                 assert reply.status_code == 201, reply.text
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        yield served.url
 
 
 @pytest.fixture(scope="module")

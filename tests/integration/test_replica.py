@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import httpx
@@ -11,7 +9,7 @@ import numpy as np
 
 from services.common.codec import PROTOBUF, vector_to_pb
 from services.contracts.v1 import messages_pb2 as pb
-from tests.integration.test_services import free_port, wait_ready
+from tests.procs import Server
 
 DIM = 16
 
@@ -31,25 +29,20 @@ def vector(i: int) -> np.ndarray:
     return (v / np.linalg.norm(v)).astype(np.float32)
 
 
-def start(role_env: dict[str, str], data_dir: str) -> tuple[str, subprocess.Popen]:
-    port = free_port()
-    env = {"PATH": "/usr/bin:/bin", "IMSEARCH_DATA_DIR": data_dir, **role_env}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "imsearch.cli", "serve", "--role", "search", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    wait_ready(url, proc)
-    return url, proc
-
-
 def test_replica_swaps_in_new_snapshots_and_refuses_writes(tmp_path) -> None:
     data_dir = str(tmp_path / "search")
-    primary, p1 = start({"IMSEARCH_MAINTENANCE_S": "0.5"}, data_dir)
-    replica, p2 = start({"IMSEARCH_REPLICA": "1", "IMSEARCH_REPLICA_POLL_S": "0.3"}, data_dir)
+    servers = [
+        Server({"IMSEARCH_DATA_DIR": data_dir, "IMSEARCH_MAINTENANCE_S": "0.5"}, "search"),
+        Server(
+            {
+                "IMSEARCH_DATA_DIR": data_dir,
+                "IMSEARCH_REPLICA": "1",
+                "IMSEARCH_REPLICA_POLL_S": "0.3",
+            },
+            "search",
+        ),
+    ]
+    primary, replica = (server.start().url for server in servers)
     try:
 
         def add(first: int, count: int) -> None:
@@ -88,6 +81,5 @@ def test_replica_swaps_in_new_snapshots_and_refuses_writes(tmp_path) -> None:
         )
         assert httpx.get(f"{replica}/v1/stats").json()["replica"] is True
     finally:
-        for proc in (p1, p2):
-            proc.terminate()
-            proc.wait(timeout=30)
+        for server in servers:
+            server.stop()

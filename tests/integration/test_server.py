@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import io
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
 import httpx
@@ -18,12 +14,7 @@ from imsearch.index.store import IndexStore
 from imsearch.indexing import index_directory
 from imsearch.settings import Settings
 from tests.conftest import FAST_ENV, MINI
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.procs import Server, running
 
 
 @pytest.fixture(scope="module")
@@ -41,37 +32,9 @@ def server(tmp_path_factory, fast_extractor) -> Iterator[str]:
     index_directory(root, store, fast_extractor, settings.image_limits(), progress=False, sift=sift)
     store.close()
 
-    port = free_port()
-    env = {
-        **FAST_ENV,
-        "IMSEARCH_DATA_DIR": str(data_dir),
-        "IMSEARCH_MAX_UPLOAD_BYTES": "300000",
-        "PATH": "/usr/bin:/bin",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "imsearch.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited:\n{proc.stdout.read() if proc.stdout else ''}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    else:
-        proc.kill()
-        raise AssertionError("server did not become ready")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    env = {"IMSEARCH_DATA_DIR": str(data_dir), "IMSEARCH_MAX_UPLOAD_BYTES": "300000"}
+    with running(Server(env)) as served:
+        yield served.url
 
 
 def upload(url: str, data: bytes, name: str = "q.jpg", **params) -> httpx.Response:

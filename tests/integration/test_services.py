@@ -2,144 +2,31 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
-import socket
-import subprocess
-import sys
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import FAST_ENV, MINI
+from tests.conftest import MINI
+from tests.procs import KEYED, Cluster, cluster, redis_server
 
 DATABASE = sorted(p for p in (MINI / "images").glob("*.jpg") if p.stem.startswith(("ref", "wall")))
-#: The cluster runs as an operator would deploy it: writes need a key, services a shared token.
-API_KEY = "test-key-0123456789abcdef"
-INTERNAL_TOKEN = "internal-token-0123456789abcdef"
-KEYED = {"X-API-Key": API_KEY}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(url: str, proc: subprocess.Popen, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out = proc.stdout.read() if proc.stdout else ""
-            raise AssertionError(f"{url} exited early:\n{out[-3000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{url} not ready in {seconds} s")
 
 
 @pytest.fixture(scope="module")
 def redis_url(tmp_path_factory) -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is missing: `apt-get install redis-server` (make test does it)"
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path_factory.mktemp("redis")),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    import redis
-
-    client = redis.Redis(port=port)
-    for _ in range(100):
-        try:
-            if client.ping():
-                break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    proc.terminate()
-    proc.wait(timeout=10)
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
-@dataclass
-class Cluster:
-    root: Path
-    redis_url: str
-    urls: dict[str, str] = field(default_factory=dict)
-    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
-
-    def env(self, role: str) -> dict[str, str]:
-        env = {
-            **FAST_ENV,
-            "PATH": "/usr/bin:/bin",
-            "IMSEARCH_SERVICE_TIMEOUT_S": "5",
-            "IMSEARCH_DATA_DIR": str(self.root / role),
-            "IMSEARCH_INTERNAL_TOKEN": INTERNAL_TOKEN,
-        }
-        if role == "gateway":
-            env |= {
-                "IMSEARCH_EXTRACTOR_URL": self.urls["extractor"],
-                "IMSEARCH_SEARCH_URL": self.urls["search"],
-                "IMSEARCH_RERANK_URL": self.urls["rerank"],
-                "IMSEARCH_REDIS_URL": self.redis_url,
-                "IMSEARCH_API_KEYS": f"tests:{API_KEY}",
-            }
-        return env
-
-    def start(self, role: str) -> None:
-        port = int(self.urls[role].rsplit(":", 1)[1]) if role in self.urls else free_port()
-        self.urls[role] = f"http://127.0.0.1:{port}"
-        self.procs[role] = subprocess.Popen(
-            [sys.executable, "-m", "imsearch.cli", "serve", "--role", role, "--port", str(port)],
-            env=self.env(role),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        wait_ready(self.urls[role], self.procs[role])
-
-    def kill(self, role: str) -> None:
-        self.procs[role].send_signal(signal.SIGKILL)
-        self.procs[role].wait(timeout=10)
-
-    def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory, redis_url: str) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path_factory.mktemp("cluster"), redis_url)
-    try:
-        for role in ("extractor", "search", "rerank", "gateway"):
-            cluster.start(role)
-        yield cluster
-    finally:
-        cluster.stop_all()
+@pytest.fixture(scope="module", name="cluster")
+def cluster_fixture(tmp_path_factory, redis_url: str) -> Iterator[Cluster]:
+    with cluster(tmp_path_factory.mktemp("cluster"), redis_url) as services:
+        yield services
 
 
 def add(url: str, path: Path, image_id: str | None = None, **fields: str) -> httpx.Response:
@@ -229,7 +116,7 @@ def test_a_dead_service_is_a_prompt_503_and_restart_loses_nothing(cluster: Clust
     assert found["results"][0]["id"] == "ref_004"
 
 
-def test_redis_down_only_costs_speed(cluster: Cluster, redis_url: str) -> None:
+def test_redis_down_only_costs_speed(cluster: Cluster, redis_url: str, tmp_path: Path) -> None:
     import redis
 
     gateway = cluster.urls["gateway"]
@@ -245,20 +132,74 @@ def test_redis_down_only_costs_speed(cluster: Cluster, redis_url: str) -> None:
     assert ready["status"] == "degraded" and ready["detail"]["cache"] == "degraded"
 
     # Redis comes back (empty, on the same port): the gateway uses it again by itself.
-    port = redis_url.rsplit(":", 1)[1].split("/")[0]
-    binary = shutil.which("redis-server")
-    assert binary
-    revived = subprocess.Popen(
-        [binary, "--port", port, "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    with redis_server(tmp_path, port):
         deadline = time.monotonic() + 20
         while search(gateway, query, k=1).json()["cache"] != "hit":
             assert time.monotonic() < deadline, "the cache was not used again after a restart"
             time.sleep(0.5)
         assert httpx.get(f"{gateway}/readyz").json()["status"] == "ready"
+
+
+def test_a_hung_service_times_out_and_recovers_by_itself(cluster: Cluster) -> None:
+    """SIGSTOP the extractor (it accepts connections, answers nothing): searches get a 503
+    once the per-call timeout fires, and work again when it resumes — nothing restarted."""
+    gateway = cluster.urls["gateway"]
+    query = MINI / "images" / "droid_005.jpg"
+    assert add(gateway, MINI / "images" / "ref_005.jpg").status_code in (200, 201)
+    cluster.servers["extractor"].signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        reply = search(gateway, query, k=1, rerank="none")
+        waited = time.monotonic() - started
+        assert reply.status_code == 503, reply.text
+        assert reply.json()["error"]["code"] == "dependency_unavailable"
+        assert "in time" in reply.json()["error"]["message"]
+        # One timeout, not one per retry: a timed-out call is never repeated.
+        assert cluster.timeout_s - 0.5 <= waited < 2 * cluster.timeout_s
+        assert httpx.get(f"{gateway}/healthz").status_code == 200  # the gateway still serves
     finally:
-        revived.terminate()
-        revived.wait(timeout=10)
+        cluster.servers["extractor"].signal(signal.SIGCONT)
+    recovered = search(gateway, query, k=1, rerank="none")
+    assert recovered.status_code == 200 and recovered.json()["results"][0]["id"] == "ref_005"
+
+
+def test_search_killed_during_a_batch_of_adds_loses_no_acknowledged_image(
+    cluster: Cluster,
+) -> None:
+    """Clients add images while the search service is SIGKILLed: every add the gateway
+    acknowledged (201) is there after the restart; the others got a clear 503."""
+    gateway = cluster.urls["gateway"]
+    photos = sorted((MINI / "images").glob("*.jpg"))
+    before = httpx.get(f"{gateway}/v1/stats").json()["count"]
+    acked: dict[str, Path] = {}
+    refused: list[str] = []
+
+    def client(worker: int) -> None:
+        for i in range(12):
+            image_id, photo = f"batch/{worker}/{i}", photos[(worker * 5 + i) % len(photos)]
+            reply = add(gateway, photo, image_id)
+            if reply.status_code == 201:
+                acked[image_id] = photo
+            else:  # anything but a clear 503 fails the test below
+                refused.append(f"{reply.status_code} {reply.json()['error']['code']}")
+
+    threads = [threading.Thread(target=client, args=(w,)) for w in range(3)]
+    for thread in threads:
+        thread.start()
+    while len(acked) < 6:
+        time.sleep(0.05)
+    cluster.kill("search")
+    time.sleep(1.0)  # adds now meet the dead service
+    cluster.start("search")
+    for thread in threads:
+        thread.join(timeout=300)
+    assert refused and set(refused) == {"503 dependency_unavailable"}
+    assert len(acked) + len(refused) == 36
+    assert httpx.get(f"{gateway}/v1/stats").json()["count"] == before + len(acked)
+    for image_id in acked:
+        assert httpx.get(f"{gateway}/v1/images/{image_id}").status_code == 200, image_id
+    # The index is whole: a photo finds every acknowledged copy of itself.
+    photo = next(iter(acked.values()))
+    hits = search(gateway, photo, k=100, rerank="none").json()["results"]
+    assert {i for i, p in acked.items() if p == photo} <= {hit["id"] for hit in hits}
