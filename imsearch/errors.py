@@ -115,6 +115,12 @@ class Unauthorized(ImsearchError):
     code = "unauthorized"
 
 
+class UnsupportedMediaType(ImsearchError):
+    """A request body declared as something the route does not read (Content-Type)."""
+
+    code = "unsupported_media_type"
+
+
 class RateLimited(ImsearchError):
     """The caller sent more requests than its rate allows; ``retry_after_s`` says when to retry."""
 
@@ -137,6 +143,7 @@ def error_class(code: str) -> type[ImsearchError]:
 
 
 __all__ = [
+    "UnsupportedMediaType",
     "CheckpointError",
     "ConfigError",
     "DatasetError",

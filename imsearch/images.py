@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
 from imsearch.errors import (
+    ConfigError,
     EmptyImage,
     ImageDecodeError,
     ImageTooLarge,
@@ -190,6 +191,8 @@ def make_thumbnail(img: Image.Image, side: int = THUMBNAIL_SIDE) -> bytes:
 def crop_box(img: Image.Image, bbox: BBox) -> Image.Image:
     """Crop to ``(x1, y1, x2, y2)`` in pixels, clamped to the image."""
     width, height = img.size
+    if not np.isfinite(bbox).all():
+        raise ConfigError(f"the box {bbox} must be four finite numbers")
     x1, y1, x2, y2 = bbox
     box = (
         max(0, int(np.floor(x1))),

@@ -92,15 +92,16 @@ class Server:
         self.proc.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGCONT)  # a paused process cannot hear SIGTERM
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        """Stop it (if running) and remove its log."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a paused process cannot hear SIGTERM
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.log.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -145,6 +146,8 @@ class Cluster:
     root: Path
     redis_url: str
     timeout_s: float = 5.0
+    #: More environment per role, e.g. {"gateway": {"IMSEARCH_RATE_LIMIT_PER_MIN": "0"}}.
+    extra_env: dict[str, dict[str, str]] = field(default_factory=dict)
     servers: dict[str, Server] = field(default_factory=dict)
 
     @property
@@ -165,7 +168,7 @@ class Cluster:
                 "IMSEARCH_REDIS_URL": self.redis_url,
                 "IMSEARCH_API_KEYS": f"tests:{API_KEY}",
             }
-        return env
+        return env | self.extra_env.get(role, {})
 
     def start(self, role: str) -> None:
         server = self.servers.get(role) or Server(self.env(role), role)
@@ -180,8 +183,13 @@ class Cluster:
 
 
 @contextmanager
-def cluster(root: Path, redis_url: str, timeout_s: float = 5.0) -> Iterator[Cluster]:
-    services = Cluster(root, redis_url, timeout_s)
+def cluster(
+    root: Path,
+    redis_url: str,
+    timeout_s: float = 5.0,
+    extra_env: dict[str, dict[str, str]] | None = None,
+) -> Iterator[Cluster]:
+    services = Cluster(root, redis_url, timeout_s, extra_env or {})
     try:
         for role in ("extractor", "search", "rerank", "gateway"):
             services.start(role)

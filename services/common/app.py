@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine
 from contextlib import asynccontextmanager, suppress
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from google.protobuf.message import DecodeError, Message
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -23,7 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from imsearch.errors import ConfigError, ImageTooLarge, IndexNotReady
 from services.common.codec import PROTOBUF
-from services.common.errors import install_error_handlers
+from services.common.errors import error_body, install_error_handlers
 
 M = TypeVar("M", bound=Message)
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ _MEANING = {
     404: "No image with this id.",
     409: "The collection holds descriptors of another model.",
     413: "The body is over the upload limit.",
-    415: "An image format the engine does not read.",
+    415: "An image format the engine does not read, or a body of another Content-Type.",
     422: "A required field or parameter is missing or out of range.",
     429: "Over the rate limit; retry after Retry-After seconds.",
     503: "Still loading, or a service it needs is down or too slow; retry later.",
@@ -62,12 +63,18 @@ _MEANING = {
 
 
 #: What any internal route can answer besides 200: bad body, no token, too big, not ready.
-INTERNAL_ERRORS = (400, 401, 413, 503)
+INTERNAL_ERRORS = (400, 401, 413, 415, 503)
 
 
-def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for these error statuses, all with the one error shape."""
-    return {code: {"model": ErrorBody, "description": _MEANING[code]} for code in codes}
+def errors(
+    *codes: int, more: dict[int | str, dict[str, Any]] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for these error statuses, all with the one error shape, and
+    ``more`` responses as given."""
+    found: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorBody, "description": _MEANING[code]} for code in codes
+    }
+    return found | (more or {})
 
 
 def protobuf_io(request: type[Message], response: type[Message], *codes: int) -> dict[str, Any]:
@@ -165,6 +172,31 @@ def service_app(service: str, title: str, lifespan: Any, summary: str = "") -> F
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def require_media_type(app: FastAPI, media_type: str, paths: Collection[str] = ()) -> None:
+    """POST routes at ``paths`` (every ``/v1/`` POST route when empty) must be sent a body
+    declared as ``media_type``: anything else is a 415 before the body is read. Other paths
+    and methods go on to the router (a 404 or 405 stays one)."""
+    guarded: set[str] = set(paths)
+
+    @app.middleware("http")
+    async def _media_type(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        if not guarded:  # routes are declared after this middleware: look them up once
+            guarded.update(
+                path
+                for route in app.routes
+                if "POST" in getattr(route, "methods", ())
+                and (path := getattr(route, "path", "")).startswith("/v1/")
+            )
+        if request.method == "POST" and request.url.path in guarded:
+            declared = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if declared != media_type:
+                message = f"send the body as {media_type}, not {declared or 'nothing'}"
+                return JSONResponse(error_body("unsupported_media_type", message), 415)
+        return await call_next(request)
 
 
 async def read_message(request: Request, cls: type[M], max_bytes: int) -> M:

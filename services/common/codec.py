@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from imsearch.errors import ConfigError
 from imsearch.features.local import LocalFeatures
+from imsearch.ids import normalize_id
 from imsearch.images import BBox
 from imsearch.index.catalog import Item
 from imsearch.index.store import Hit
@@ -25,11 +27,24 @@ def vector_to_pb(vector: np.ndarray, half: bool = False) -> pb.Vector:
     return pb.Vector(dim=int(vector.shape[-1]), dtype=kind, data=data)
 
 
+def _array(data: bytes, dtype: str, what: str) -> np.ndarray:
+    """``data`` as a flat array; a length that is no whole number of values is a bad message."""
+    kind = np.dtype(dtype)
+    if len(data) % kind.itemsize:
+        raise ConfigError(f"{what}: {len(data)} bytes are not whole {kind} values")
+    return np.frombuffer(data, dtype=kind)
+
+
 def vector_from_pb(message: pb.Vector) -> np.ndarray:
-    dtype = np.dtype("<f2") if message.dtype == pb.Vector.FLOAT16 else np.dtype("<f4")
-    array = np.frombuffer(message.data, dtype=dtype)
+    """The vector of ``message``; a malformed one is a :class:`ConfigError` (a 400)."""
+    if message.dtype not in (pb.Vector.FLOAT16, pb.Vector.FLOAT32):
+        raise ConfigError(f"vector: unknown dtype {message.dtype}")
+    dtype = "<f2" if message.dtype == pb.Vector.FLOAT16 else "<f4"
+    array = _array(message.data, dtype, "vector")
     if array.size != message.dim:
-        raise ValueError(f"vector holds {array.size} values, says {message.dim}")
+        raise ConfigError(f"vector holds {array.size} values, says {message.dim}")
+    if array.size == 0 or not np.isfinite(array).all():
+        raise ConfigError("vector: empty, or holds NaN or infinite values")
     return array.astype(np.float32)
 
 
@@ -45,10 +60,12 @@ def local_to_pb(features: LocalFeatures) -> pb.LocalFeatures:
 
 def local_from_pb(message: pb.LocalFeatures) -> LocalFeatures:
     n = message.count
-    xy = np.frombuffer(message.xy, dtype="<f4")
-    sift = np.frombuffer(message.sift, dtype=np.uint8)
+    xy = _array(message.xy, "<f4", "local features")
+    sift = _array(message.sift, "u1", "local features")
     if xy.size != 2 * n or sift.size != 128 * n:
-        raise ValueError("local features do not match their count")
+        raise ConfigError("local features do not match their count")
+    if not (np.isfinite(xy).all() and np.isfinite([message.width, message.height]).all()):
+        raise ConfigError("local features: NaN or infinite coordinates")
     return LocalFeatures(
         xy.reshape(n, 2).astype(np.float32), sift.reshape(n, 128), message.width, message.height
     )
@@ -91,12 +108,20 @@ def item_to_pb(item: Item, with_local: bool) -> pb.Item:
 
 
 def item_from_pb(message: pb.Item) -> Item:
+    """An item to store; the same id rules as the public API (callers hold the token, but a
+    bad id must not reach the catalog from any side)."""
     local = local_from_pb(message.local).to_bytes() if message.HasField("local") else None
+    try:
+        metadata = json.loads(message.metadata_json or "{}")
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"item metadata is not JSON: {exc.msg}") from exc
+    if not isinstance(metadata, dict):
+        raise ConfigError("item metadata must be a JSON object")
     return Item(
-        message.id,
+        normalize_id(message.id),
         vector_from_pb(message.vector),
         message.sha256 or None,
-        json.loads(message.metadata_json or "{}"),
+        metadata,
         local,
         message.thumbnail or None,
     )

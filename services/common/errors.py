@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from imsearch import errors as E
 
@@ -29,6 +30,7 @@ STATUS_BY_ERROR: tuple[tuple[type[E.ImsearchError], int], ...] = (
     (E.DependencyUnavailable, 503),
     (E.Unauthorized, 401),
     (E.RateLimited, 429),
+    (E.UnsupportedMediaType, 415),
 )
 
 
@@ -41,6 +43,17 @@ def status_for(exc: E.ImsearchError) -> int:
 
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
+
+
+def _allowed_methods(request: Request) -> set[str]:
+    """The methods of every route whose path matches this request's."""
+    allowed: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        methods = getattr(route, "methods", None)
+        if match != Match.NONE and methods:
+            allowed |= set(methods)
+    return allowed
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -59,9 +72,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body("validation_error", details), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # RFC 9110: Allow lists every method of the resource, not only the first route's.
+            headers["Allow"] = ", ".join(sorted(_allowed_methods(request)))
+        return JSONResponse(
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -34,9 +34,10 @@ from services.common.app import (
     protobuf_io,
     protobuf_response,
     read_message,
+    require_media_type,
     service_app,
 )
-from services.common.codec import bbox_from_pb, local_to_pb, vector_to_pb
+from services.common.codec import PROTOBUF, bbox_from_pb, local_to_pb, vector_to_pb
 from services.contracts.v1 import messages_pb2 as pb
 
 
@@ -121,7 +122,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan,
         "Image bytes in, global descriptor and local features out.",
     )
-    install_internal_access(app, settings)
+    require_media_type(app, PROTOBUF)
+    install_internal_access(app, settings)  # outermost: callers without the token learn nothing
 
     @app.post(
         "/v1/extract",

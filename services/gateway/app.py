@@ -31,7 +31,14 @@ from imsearch.pipeline import SearchResult
 from imsearch.rerank.reranker import with_overrides
 from imsearch.settings import Settings
 from services.common.access import install_public_access
-from services.common.app import Health, errors, every, running, service_app
+from services.common.app import (
+    Health,
+    errors,
+    every,
+    require_media_type,
+    running,
+    service_app,
+)
 from services.common.errors import error_body
 from services.common.uploads import BodyLimit, read_upload
 from services.gateway.compose import Gateway, compose
@@ -103,6 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         await run_in_threadpool(gateway.close)
 
     app = service_app("gateway", "imsearch", lifespan, "Search an image collection by photo.")
+    require_media_type(app, "multipart/form-data", ("/v1/search", "/v1/images"))
     install_public_access(app, settings)
     app.state.gateway = None
     metrics = app.state.metrics
@@ -174,8 +182,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response_model=AddResponse,
         status_code=201,
         tags=["collection"],
-        responses={200: {"model": AddResponse, "description": "Already held, unchanged."}}
-        | errors(400, 401, 409, 413, 415, 422, 429, 503),
+        responses=errors(
+            400,
+            401,
+            409,
+            413,
+            415,
+            422,
+            429,
+            503,
+            more={200: {"model": AddResponse, "description": "Already held, unchanged."}},
+        ),
     )
     async def add_image(
         request: Request,
@@ -198,11 +215,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/v1/images/{image_id:path}/thumbnail",
         tags=["collection"],
         response_class=Response,
-        responses={
-            200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
-            304: {"description": "Not modified (If-None-Match)."},
-        }
-        | errors(400, 401, 404, 422, 429, 503),
+        responses=errors(
+            400,
+            401,
+            404,
+            422,
+            429,
+            503,
+            more={
+                200: {
+                    "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}
+                },
+                304: {"description": "Not modified (If-None-Match)."},
+            },
+        ),
     )
     async def thumbnail(request: Request, image_id: str) -> Response:
         image_id = normalize_id(image_id)

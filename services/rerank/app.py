@@ -38,10 +38,12 @@ from services.common.app import (
     protobuf_io,
     protobuf_response,
     read_message,
+    require_media_type,
     running,
     service_app,
 )
 from services.common.codec import (
+    PROTOBUF,
     hits_from_pb,
     item_from_pb,
     knobs_from_pb,
@@ -105,7 +107,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan,
         "Query expansion, diffusion and geometric verification.",
     )
-    install_internal_access(app, settings)
+    require_media_type(app, PROTOBUF)
+    install_internal_access(app, settings)  # outermost: callers without the token learn nothing
 
     @app.post(
         "/v1/rerank",

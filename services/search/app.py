@@ -42,10 +42,11 @@ from services.common.app import (
     protobuf_io,
     protobuf_response,
     read_message,
+    require_media_type,
     running,
     service_app,
 )
-from services.common.codec import item_from_pb, knobs_from_pb, vector_from_pb
+from services.common.codec import PROTOBUF, item_from_pb, knobs_from_pb, vector_from_pb
 from services.common.errors import error_body
 from services.contracts.v1 import messages_pb2 as pb
 
@@ -127,7 +128,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan,
         "The ANN index over global descriptors, with its id map.",
     )
-    install_internal_access(app, settings)
+    require_media_type(app, PROTOBUF)
+    install_internal_access(app, settings)  # outermost: callers without the token learn nothing
 
     def writable() -> IndexStore | None:
         if settings.replica:

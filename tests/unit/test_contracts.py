@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from imsearch.errors import ConfigError
 from imsearch.features.local import LocalFeatures
 from imsearch.index.catalog import Item
 from imsearch.index.store import Hit
@@ -50,7 +51,7 @@ def test_vectors_travel_as_packed_bytes() -> None:
     assert len(half.data) == 320 * 2
     np.testing.assert_allclose(codec.vector_from_pb(half), vector, atol=1e-2)
     broken = pb.Vector(dim=10, data=b"\x00" * 8)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         codec.vector_from_pb(broken)
 
 
