@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -52,3 +54,21 @@ def fast_env(tmp_path: Path) -> dict[str, str]:
     env.update(FAST_ENV)
     env["IMSEARCH_DATA_DIR"] = str(tmp_path / "data")
     return env
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A tiny, valid PNG that declares ``width`` × ``height`` pixels: a decompression bomb
+    must be refused from its header."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b""))
+        + chunk(b"IEND", b"")
+    )

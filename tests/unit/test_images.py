@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -18,6 +16,7 @@ from imsearch.errors import (
     UnsupportedImageFormat,
 )
 from imsearch.images import ImageLimits, crop_box, decode_image, list_images, resize_max_side
+from tests.conftest import png_claiming
 
 
 def encode(img: Image.Image, fmt: str, **kwargs) -> bytes:
@@ -105,26 +104,9 @@ def test_byte_limit() -> None:
         decode_image(data, ImageLimits(max_bytes=len(data) - 1))
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    """A PNG that claims huge dimensions: a decompression bomb must be refused from the header."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return (
-            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-        )
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", ihdr)
-        + chunk(b"IDAT", zlib.compress(b""))
-        + chunk(b"IEND", b"")
-    )
-
-
 def test_decompression_bomb_rejected_before_decoding() -> None:
     with pytest.raises(ImageTooLarge, match="pixels"):
-        decode_image(_png_header_only(100_000, 100_000))
+        decode_image(png_claiming(100_000, 100_000))
 
 
 def test_unsupported_format() -> None:
