@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 SHARED ?= ../shared/data
 RESULTS ?= docs/results
 
-.PHONY: install run test test-all system-deps validate lint eval bench bench-features bench-ann bench-rerank bench-services bench-train train-smoke clean
+.PHONY: install run test test-all system-deps validate lint eval bench bench-features bench-ann bench-rerank bench-services bench-soak bench-train train-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +45,7 @@ eval: install  ## the default pipeline on SMVS DVD covers (about 5 minutes)
 	mkdir -p $(RESULTS)
 	$(BIN)/imsearch eval $(SHARED)/smvs-dvd --json $(RESULTS)/eval-smvs-default.json
 
-bench: bench-features bench-ann bench-rerank bench-services bench-train  ## all of docs/BENCHMARKS.md (hours)
+bench: bench-features bench-ann bench-rerank bench-services bench-soak bench-train  ## all of docs/BENCHMARKS.md (hours)
 
 bench-features: install  ## descriptor grid: backbone x size x pooling x scales x whitening
 	mkdir -p $(RESULTS)
@@ -68,6 +68,9 @@ bench-rerank: install  ## re-ranking methods, M sweep, rotations, absent objects
 
 bench-services: install system-deps  ## /v1/search under load: embedded vs four services
 	scripts/bench-services.sh $(SHARED) $(RESULTS)
+
+bench-soak: install system-deps  ## minutes of mixed searches/adds/deletes: errors and memory over time
+	scripts/bench-soak.sh $(SHARED) $(RESULTS)
 
 bench-train: install  ## fine-tuning recipes on SMVS: train on covers 001-050, measure on 051-100
 	scripts/bench-train.sh $(SHARED) $(RESULTS)

@@ -560,6 +560,44 @@ def bench_load(
     typer.echo(format_load(new))
 
 
+@bench_app.command("soak")
+def bench_soak(
+    url: Annotated[str, typer.Option(help="The gateway, e.g. http://127.0.0.1:8000.")],
+    images: Annotated[Path, typer.Option(help="Folder of photos to search and add.")],
+    json_out: Annotated[Path, typer.Option("--json", help="Write the report here.")],
+    clients: Annotated[int, typer.Option(help="Concurrent clients.")] = 16,
+    duration: Annotated[float, typer.Option(help="Seconds.")] = 300.0,
+    pid: Annotated[
+        list[int] | None, typer.Option(help="Server process whose memory to sample (repeat).")
+    ] = None,
+    api_key: Annotated[
+        str | None, typer.Option(envvar="IMSEARCH_SOAK_API_KEY", help="X-API-Key for writes.")
+    ] = None,
+    add_share: Annotated[float, typer.Option(help="Share of requests that add.")] = 0.15,
+    delete_share: Annotated[float, typer.Option(help="Share of requests that delete.")] = 0.05,
+    sample: Annotated[float, typer.Option(help="Seconds between memory samples.")] = 5.0,
+    mode: Annotated[str, typer.Option(help="A label for the report.")] = "",
+) -> None:
+    """Minutes of mixed searches, adds and deletes; latency, errors and memory over time."""
+    from imsearch.evaluate.soak import SoakConfig, format_soak, run_soak
+
+    config = SoakConfig(
+        url,
+        images,
+        clients,
+        duration,
+        add_share=add_share,
+        delete_share=delete_share,
+        api_key=api_key,
+        pids=pid or (),
+        sample_s=sample,
+    )
+    report = run_soak(config) | {"mode": mode}
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(report, indent=2))
+    typer.echo(format_soak(report))
+
+
 @app.command()
 def serve(
     role: Annotated[

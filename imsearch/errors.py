@@ -143,7 +143,6 @@ def error_class(code: str) -> type[ImsearchError]:
 
 
 __all__ = [
-    "UnsupportedMediaType",
     "CheckpointError",
     "ConfigError",
     "DatasetError",
@@ -165,5 +164,6 @@ __all__ = [
     "UnknownBackbone",
     "UnknownId",
     "UnsupportedImageFormat",
+    "UnsupportedMediaType",
     "error_class",
 ]

@@ -88,7 +88,7 @@ def run_load(
         "duration_s": wall,
         "requests": len(ms),
         "throughput_rps": len(ms) / wall if wall else 0.0,
-        "latency_ms": _percentiles(ms),
+        "latency_ms": percentiles(ms),
         "server_stage_ms_p50": {
             stage: statistics.median(values) for stage, values in tally.stages.items()
         },
@@ -98,7 +98,7 @@ def run_load(
     }
 
 
-def _percentiles(ms: np.ndarray) -> dict[str, float]:
+def percentiles(ms: np.ndarray) -> dict[str, float]:
     if len(ms) == 0:
         return {}
     return {f"p{q}": float(np.percentile(ms, q)) for q in (50, 95, 99)} | {"mean": float(ms.mean())}
