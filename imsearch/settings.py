@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     #: Per-call timeout towards another service, and retries (idempotent calls only).
     service_timeout_s: float = Field(10.0, gt=0)
     service_retries: int = Field(2, ge=0, le=10)
+    #: Calls one gateway keeps in flight to each service; more wait (up to
+    #: ``service_queue_timeout_s``, then a 503) before their timeout starts. Size it to what
+    #: the service's replicas can run at once: with a CPU extractor, about its cores.
+    service_max_in_flight: int = Field(8, ge=1, le=1024)
+    service_queue_timeout_s: float = Field(60.0, gt=0)
     #: Extractor dynamic batching: wait up to this long to group concurrent requests.
     batch_window_ms: float = Field(5.0, ge=0)
     #: Search service as a read-only replica: serve the snapshot, reload it when it changes.

@@ -19,9 +19,8 @@ rm -rf "$WORK"; mkdir -p "$WORK/db" "$WORK/photos" "$RESULTS"
 cp "$SMVS"/ref_*.jpg "$SMVS"/wall_*.jpg "$WORK/db/"
 ls "$SMVS"/canon_0[0-3]*.jpg | head -40 | xargs -I{} cp {} "$WORK/photos/"
 pids=()
-cleanup() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+source "$(dirname "$0")/services-lib.sh"
 trap cleanup EXIT
-wait_ready() { for _ in $(seq 300); do curl -sf "$1/readyz" >/dev/null && return 0; sleep 1; done; echo "$1 not ready" >&2; return 1; }
 soak() {  # URL MODE PIDS...
   local url=$1 mode=$2; shift 2
   local args=(); for p in "$@"; do args+=(--pid "$p"); done
@@ -38,21 +37,8 @@ if [[ " $MODES " == *" embedded "* ]]; then
 fi
 
 if [[ " $MODES " == *" services "* ]]; then
-  redis-server --port 8499 --save "" --appendonly no > "$WORK/redis.log" 2>&1 & pids+=($!)
-  for role in extractor:8411 search:8412 rerank:8413; do
-    name=${role%%:*}; port=${role##*:}
-    IMSEARCH_DATA_DIR="$WORK/$name" "$BIN/imsearch" serve --role "$name" --port "$port" \
-      > "$WORK/$name.log" 2>&1 & pids+=($!)
-  done
-  for port in 8411 8412 8413; do wait_ready "http://127.0.0.1:$port"; done
-  IMSEARCH_EXTRACTOR_URL=http://127.0.0.1:8411 IMSEARCH_SEARCH_URL=http://127.0.0.1:8412 \
-  IMSEARCH_RERANK_URL=http://127.0.0.1:8413 IMSEARCH_REDIS_URL=redis://127.0.0.1:8499/0 \
-    "$BIN/imsearch" serve --role gateway --port 8410 > "$WORK/gateway.log" 2>&1 & pids+=($!)
-  wait_ready http://127.0.0.1:8410
-  for f in "$WORK"/db/*.jpg; do
-    curl -sf -o /dev/null -H "X-API-Key: $KEY" -F "image=@$f" -F "id=$(basename "${f%.*}")" \
-      http://127.0.0.1:8410/v1/images
-  done
+  start_services 8410 "$WORK"
+  add_folder http://127.0.0.1:8410 "$WORK/db" "$KEY"
   sleep 70  # whitening and visual words are learned by the services' minute-by-minute upkeep
   soak http://127.0.0.1:8410 services "${pids[@]}"
 fi

@@ -182,7 +182,8 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
 
 def memory_trend(samples: Sequence[dict[str, float]]) -> dict[str, float]:
     """Memory over the run: start (after the first tenth, once models and caches are warm),
-    end, peak, and the growth rate over the second half against the collection's."""
+    end, peak, the medians of the first and last thirds after warm-up (robust to the swings
+    of a busy allocator), and the growth rate over the second half against the collection's."""
     if len(samples) < 4:
         return {}
     t = np.array([s["t_s"] for s in samples])
@@ -193,7 +194,10 @@ def memory_trend(samples: Sequence[dict[str, float]]) -> dict[str, float]:
     rss_slope = float(np.polyfit(t[half] / 60, rss[half], 1)[0]) if half.sum() >= 2 else 0.0
     ok = half & np.isfinite(count)
     count_slope = float(np.polyfit(t[ok] / 60, count[ok], 1)[0]) if ok.sum() >= 2 else 0.0
+    thirds = np.array_split(rss[warm], 3)
     return {
+        "rss_median_first_third_mb": float(np.median(thirds[0])),
+        "rss_median_last_third_mb": float(np.median(thirds[-1])),
         "rss_start_mb": float(rss[warm][0]),
         "rss_end_mb": float(rss[-1]),
         "rss_peak_mb": float(rss.max()),
@@ -225,7 +229,9 @@ def format_soak(report: dict[str, Any]) -> str:
         lines += [
             "",
             f"memory: {memory['rss_start_mb']:.0f} MB after warm-up → {memory['rss_end_mb']:.0f} MB"
-            f" at the end (peak {memory['rss_peak_mb']:.0f} MB); second half: "
+            f" at the end (peak {memory['rss_peak_mb']:.0f} MB; median of the first third "
+            f"{memory['rss_median_first_third_mb']:.0f} MB, of the last "
+            f"{memory['rss_median_last_third_mb']:.0f} MB); second half: "
             f"{memory['rss_mb_per_min_second_half']:+.1f} MB/min while the collection grew "
             f"{memory['images_per_min_second_half']:+.1f} images/min "
             f"({memory['count_start']:.0f} → {memory['count_end']:.0f})",

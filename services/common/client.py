@@ -1,6 +1,10 @@
 """Calling another imsearch service: protobuf over HTTP with one pooled client per caller.
 
 * Every call has a timeout (connect 2 s, then ``service_timeout_s``).
+* At most ``max_in_flight`` calls are under way to a service at once; more wait their turn
+  (up to ``queue_timeout_s``, then a 503) before their timeout starts. A busy service is not
+  buried under every request at once — which on shared CPUs only slows each of them past the
+  timeout — and the timeout measures the service, not the queue in front of it.
 * Only idempotent calls are retried, with exponential backoff, and only on failures that
   say nothing was done (connection refused, 502/503/504).
 * A service that is down or too slow becomes :class:`~imsearch.errors.DependencyUnavailable`
@@ -11,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any, TypeVar
 
@@ -37,14 +42,20 @@ class ServiceClient:
         timeout_s: float = 10.0,
         retries: int = 2,
         token: str | None = None,
+        max_in_flight: int = 64,
+        queue_timeout_s: float = 60.0,
     ) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
         self.retries = retries
+        self.queue_timeout_s = queue_timeout_s
+        self._slots = threading.BoundedSemaphore(max_in_flight)
         self._http = httpx.Client(
             base_url=self.base_url,
             timeout=httpx.Timeout(timeout_s, connect=min(2.0, timeout_s)),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            limits=httpx.Limits(
+                max_connections=max_in_flight, max_keepalive_connections=min(16, max_in_flight)
+            ),
             headers={INTERNAL_TOKEN_HEADER: token} if token else None,
         )
 
@@ -75,6 +86,17 @@ class ServiceClient:
             return False
 
     def _send(self, method: str, path: str, idempotent: bool, **kwargs: Any) -> httpx.Response:
+        if not self._slots.acquire(timeout=self.queue_timeout_s):
+            raise DependencyUnavailable(
+                f"the {self.name} service is saturated: no call finished in "
+                f"{self.queue_timeout_s:g} s to make room (IMSEARCH_SERVICE_MAX_IN_FLIGHT)"
+            )
+        try:
+            return self._attempts(method, path, idempotent, **kwargs)
+        finally:
+            self._slots.release()
+
+    def _attempts(self, method: str, path: str, idempotent: bool, **kwargs: Any) -> httpx.Response:
         attempts = 1 + (self.retries if idempotent else 0)
         for attempt in range(attempts):
             try:

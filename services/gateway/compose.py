@@ -89,7 +89,15 @@ def compose(settings: Settings) -> Gateway:
         return _embedded(settings)
     token = internal_token(settings)
     clients = {
-        name: ServiceClient(name, url, settings.service_timeout_s, settings.service_retries, token)
+        name: ServiceClient(
+            name,
+            url,
+            settings.service_timeout_s,
+            settings.service_retries,
+            token,
+            settings.service_max_in_flight,
+            settings.service_queue_timeout_s,
+        )
         for name, url in (
             ("extractor", settings.extractor_url),
             ("search", settings.search_url),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from collections.abc import Sequence
 
 import httpx
@@ -54,14 +56,18 @@ def test_a_failing_batch_fails_every_waiter() -> None:
 # -- error paths of the client, against a fake transport ------------------------------------
 
 
-def client_with(handler, retries: int = 2) -> tuple[ServiceClient, list[httpx.Request]]:
+def client_with(
+    handler, retries: int = 2, **options: float
+) -> tuple[ServiceClient, list[httpx.Request]]:
     seen: list[httpx.Request] = []
 
     def record(request: httpx.Request) -> httpx.Response:
         seen.append(request)
         return handler(request, len(seen))
 
-    client = ServiceClient("search", "http://search.test", timeout_s=1.0, retries=retries)
+    client = ServiceClient(
+        "search", "http://search.test", timeout_s=1.0, retries=retries, **options
+    )
     client._http = httpx.Client(
         base_url="http://search.test", transport=httpx.MockTransport(record)
     )
@@ -123,3 +129,45 @@ def test_metadata_must_be_a_small_shallow_json_object() -> None:
     ]:
         with pytest.raises(ConfigError, match=reason):
             _metadata(bad)
+
+
+def test_calls_in_flight_are_bounded_and_the_queue_wait_too() -> None:
+    """Two slots, six concurrent callers: never more than two calls under way; with a short
+    queue wait the callers that find no free slot get a prompt "saturated" 503 instead."""
+    lock = threading.Lock()
+    state = {"now": 0, "most": 0}
+
+    def slow(request: httpx.Request, n: int) -> httpx.Response:
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(0.2)
+        with lock:
+            state["now"] -= 1
+        return httpx.Response(200, content=pb.DeleteResponse(deleted=1).SerializeToString())
+
+    def run(client: ServiceClient) -> list[str]:
+        outcomes: list[str] = []
+
+        def one() -> None:
+            try:
+                client.call("/v1/delete", pb.DeleteRequest(), pb.DeleteResponse, True)
+                outcomes.append("ok")
+            except DependencyUnavailable as exc:
+                outcomes.append(str(exc))
+
+        threads = [threading.Thread(target=one) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return outcomes
+
+    patient, _ = client_with(slow, max_in_flight=2, queue_timeout_s=10.0)
+    assert run(patient) == ["ok"] * 6 and state["most"] == 2
+
+    state["most"] = 0
+    hasty, _ = client_with(slow, max_in_flight=2, queue_timeout_s=0.05)
+    outcomes = run(hasty)
+    assert outcomes.count("ok") == 2 and state["most"] == 2
+    assert all("saturated" in o for o in outcomes if o != "ok")
