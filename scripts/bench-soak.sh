@@ -24,7 +24,8 @@ trap cleanup EXIT
 soak() {  # URL MODE PIDS...
   local url=$1 mode=$2; shift 2
   local args=(); for p in "$@"; do args+=(--pid "$p"); done
-  "$BIN/imsearch" bench soak --url "$url" --images "$WORK/photos" --json "$RESULTS/soak-$mode.json" \
+  "$BIN/imsearch" bench soak --url "$url" --images "$WORK/photos" \
+    --json "$RESULTS/soak-$mode${SUFFIX:-}.json" \
     --clients "$CLIENTS" --duration "$DURATION" --mode "$mode" "${args[@]}"
 }
 

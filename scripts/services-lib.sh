@@ -10,7 +10,9 @@ wait_ready() {  # URL
 
 start_services() {  # BASE_PORT WORK: gateway BASE, extractor +1, search +2, rerank +3, Redis +89
   local base=$1 work=$2 role name port
-  redis-server --port $((base + 89)) --save "" --appendonly no > "$work/redis.log" 2>&1 &
+  # As deployed (docker-compose.yml, deploy/k8s): a bounded cache that evicts the oldest.
+  redis-server --port $((base + 89)) --save "" --appendonly no --maxmemory 512mb \
+    --maxmemory-policy allkeys-lru > "$work/redis.log" 2>&1 &
   pids+=($!)
   for role in extractor:$((base + 1)) search:$((base + 2)) rerank:$((base + 3)); do
     name=${role%%:*}; port=${role##*:}

@@ -124,7 +124,7 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
                 if op == "add" and status == "201":
                     mine.append(image_id)
 
-    samples: list[dict[str, float]] = []
+    samples: list[dict[str, Any]] = []
 
     def sampler() -> None:
         last_done = last_errors = 0
@@ -138,10 +138,12 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
                     count = float("nan")
                 with tally.lock:
                     done, errors = tally.done, tally.server_errors
+                by_pid = {str(pid): rss_bytes(pid) / 2**20 for pid in config.pids}
                 samples.append(
                     {
                         "t_s": now - started,
-                        "rss_mb": sum(rss_bytes(pid) for pid in config.pids) / 2**20,
+                        "rss_mb": sum(by_pid.values()),
+                        "rss_mb_by_pid": by_pid,
                         "count": count,
                         "rps": (done - last_done) / max(now - last_t, 1e-9),
                         "server_errors": float(errors - last_errors),
@@ -180,7 +182,7 @@ def run_soak(config: SoakConfig) -> dict[str, Any]:
     }
 
 
-def memory_trend(samples: Sequence[dict[str, float]]) -> dict[str, float]:
+def memory_trend(samples: Sequence[dict[str, Any]]) -> dict[str, float]:
     """Memory over the run: start (after the first tenth, once models and caches are warm),
     end, peak, the medians of the first and last thirds after warm-up (robust to the swings
     of a busy allocator), and the growth rate over the second half against the collection's."""
