@@ -17,8 +17,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, File, Form, Query, Request, Response, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Query, Request, Response, UploadFile
 from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -30,7 +31,7 @@ from imsearch.index.vectors import SearchKnobs
 from imsearch.pipeline import SearchResult
 from imsearch.rerank.reranker import with_overrides
 from imsearch.settings import Settings
-from services.common.access import install_public_access
+from services.common.access import API_KEY_HEADER, install_public_access
 from services.common.app import (
     Health,
     errors,
@@ -114,6 +115,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_public_access(app, settings)
     app.state.gateway = None
     metrics = app.state.metrics
+    # Documents X-API-Key in the OpenAPI description (clients generated from it send it);
+    # the check itself is the access middleware's, for every route at once.
+    keyed = [Depends(APIKeyHeader(name=API_KEY_HEADER, scheme_name="ApiKey", auto_error=False))]
+    read_keyed = keyed if settings.search_requires_key else []
 
     def gateway_of(request: Request) -> Gateway:
         gateway: Gateway | None = request.app.state.gateway
@@ -126,6 +131,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response_model=SearchResponse,
         tags=["search"],
         responses=errors(400, 401, 413, 415, 422, 429, 503),
+        dependencies=read_keyed,
     )
     async def search(
         request: Request,
@@ -193,6 +199,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             503,
             more={200: {"model": AddResponse, "description": "Already held, unchanged."}},
         ),
+        dependencies=keyed,
     )
     async def add_image(
         request: Request,
@@ -229,6 +236,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 304: {"description": "Not modified (If-None-Match)."},
             },
         ),
+        dependencies=read_keyed,
     )
     async def thumbnail(request: Request, image_id: str) -> Response:
         image_id = normalize_id(image_id)
@@ -249,6 +257,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response_model=ImageInfo,
         tags=["collection"],
         responses=errors(400, 401, 404, 422, 429, 503),
+        dependencies=read_keyed,
     )
     async def get_image(request: Request, image_id: str) -> ImageInfo:
         image_id = normalize_id(image_id)
@@ -262,6 +271,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         response_model=DeleteResponse,
         tags=["collection"],
         responses=errors(400, 401, 404, 422, 429, 503),
+        dependencies=keyed,
     )
     async def delete_image(request: Request, image_id: str) -> DeleteResponse:
         image_id = normalize_id(image_id)
@@ -270,7 +280,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise UnknownId(f"no image with id {image_id!r}")
         return DeleteResponse(id=image_id, deleted=True)
 
-    @app.get("/v1/stats", tags=["collection"], responses=errors(401, 429, 503))
+    @app.get(
+        "/v1/stats",
+        tags=["collection"],
+        responses=errors(401, 429, 503),
+        dependencies=read_keyed,
+    )
     async def stats(request: Request) -> dict[str, Any]:
         gateway = gateway_of(request)
         return {
