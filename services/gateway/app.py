@@ -119,6 +119,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # the check itself is the access middleware's, for every route at once.
     keyed = [Depends(APIKeyHeader(name=API_KEY_HEADER, scheme_name="ApiKey", auto_error=False))]
     read_keyed = keyed if settings.search_requires_key else []
+    #: What a route naming one image by id can answer besides its success.
+    by_id = errors(400, 401, 404, 422, 429, 503)
 
     def gateway_of(request: Request) -> Gateway:
         gateway: Gateway | None = request.app.state.gateway
@@ -222,20 +224,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/v1/images/{image_id:path}/thumbnail",
         tags=["collection"],
         response_class=Response,
-        responses=errors(
-            400,
-            401,
-            404,
-            422,
-            429,
-            503,
-            more={
-                200: {
-                    "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}
-                },
-                304: {"description": "Not modified (If-None-Match)."},
-            },
-        ),
+        responses=by_id
+        | {
+            200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
+            304: {"description": "Not modified (If-None-Match)."},
+        },
         dependencies=read_keyed,
     )
     async def thumbnail(request: Request, image_id: str) -> Response:
@@ -256,7 +249,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/v1/images/{image_id:path}",
         response_model=ImageInfo,
         tags=["collection"],
-        responses=errors(400, 401, 404, 422, 429, 503),
+        responses=by_id,
         dependencies=read_keyed,
     )
     async def get_image(request: Request, image_id: str) -> ImageInfo:
@@ -270,7 +263,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/v1/images/{image_id:path}",
         response_model=DeleteResponse,
         tags=["collection"],
-        responses=errors(400, 401, 404, 422, 429, 503),
+        responses=by_id,
         dependencies=keyed,
     )
     async def delete_image(request: Request, image_id: str) -> DeleteResponse:
