@@ -6,8 +6,9 @@
 * **Internal token** (``X-Internal-Token``): the extractor, search and rerank services answer
   only callers that hold it, when one is set. Health and metrics stay open to probes.
 * **Rate limits**: a token bucket per API key, or per client address without one; over the
-  rate, a 429 ``rate_limited`` with ``Retry-After``. Buckets live in the process: with N
-  gateway replicas a caller gets up to N times the rate (see docs/SECURITY.md).
+  rate, a 429 ``rate_limited`` with ``Retry-After``. With ``IMSEARCH_REDIS_URL`` the buckets
+  are shared by every gateway replica (services/common/ratelimit.py); without, each process
+  keeps its own.
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import threading
-import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
@@ -28,6 +26,7 @@ from fastapi.responses import JSONResponse
 from imsearch.errors import ConfigError, ImsearchError, RateLimited, Unauthorized
 from imsearch.settings import Settings
 from services.common.errors import error_body, status_for
+from services.common.ratelimit import RateLimiter, SharedRateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -70,34 +69,11 @@ class Keyring:
         return found
 
 
-class RateLimiter:
-    """Token buckets per caller; the least recently seen callers are forgotten past a bound."""
-
-    def __init__(self, per_min: int, burst: int, max_callers: int = 100_000) -> None:
-        self.rate = per_min / 60.0
-        self.burst = float(burst)
-        self.max_callers = max_callers
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def take(self, caller: str, now: float | None = None) -> float:
-        """0 when the request may go; else the seconds until it would."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            tokens, last = self._buckets.pop(caller, (self.burst, now))
-            tokens = min(self.burst, tokens + (now - last) * self.rate)
-            wait = 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
-            self._buckets[caller] = (tokens - 1.0 if wait == 0.0 else tokens, now)
-            while len(self._buckets) > self.max_callers:
-                self._buckets.popitem(last=False)
-            return wait
-
-
 @dataclass(frozen=True)
 class PublicAccess:
     keys: Keyring
     search_requires_key: bool
-    limiter: RateLimiter | None
+    limiter: RateLimiter | SharedRateLimiter | None
 
     def check(self, method: str, path: str, presented: str | None, address: str) -> None:
         """Raise Unauthorized or RateLimited, or return when the request may go on.
@@ -133,11 +109,12 @@ def _secret(value: str | None, path: object) -> list[str]:
 
 def public_access(settings: Settings) -> PublicAccess:
     keys = Keyring([*settings.api_keys.split(","), *_secret(None, settings.api_keys_file)])
-    limiter = (
-        RateLimiter(settings.rate_limit_per_min, settings.rate_limit_burst)
-        if settings.rate_limit_per_min
-        else None
-    )
+    per_min, burst = settings.rate_limit_per_min, settings.rate_limit_burst
+    limiter: RateLimiter | SharedRateLimiter | None = None
+    if per_min and settings.redis_url:  # shared by every gateway replica
+        limiter = SharedRateLimiter(settings.redis_url, per_min, burst)
+    elif per_min:
+        limiter = RateLimiter(per_min, burst)
     if not keys:
         where = "on 127.0.0.1 only" if settings.host == "127.0.0.1" else f"ON {settings.host}"
         log.warning(

@@ -10,40 +10,37 @@ connection timeout each; a restarted Redis is used again from the next try.
 
 from __future__ import annotations
 
-import logging
-import time
 from typing import Any
 
 import numpy as np
 import redis
 
-log = logging.getLogger(__name__)
+from services.common.breaker import Breaker
 
 _VECTOR, _BYTES = b"V", b"B"
-#: Do not flood the log while Redis is down: one warning per interval.
-_WARN_EVERY_S = 30.0
 
 
 class RedisCache:
     def __init__(self, url: str, ttl_s: int, timeout_s: float = 0.25, retry_s: float = 2.0) -> None:
         self.ttl_s = ttl_s
-        self.retry_s = retry_s
         self._redis = redis.Redis.from_url(
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
         )
-        self.available = True
-        self._last_warning = 0.0
-        self._retry_at = 0.0
+        self.breaker = Breaker("Redis cache (serving uncached)", retry_s)
+
+    @property
+    def available(self) -> bool:
+        return self.breaker.available
 
     def get(self, key: str) -> Any | None:
-        if self._resting():
+        if self.breaker.resting():
             return None
         try:
             value = self._redis.get(key)
         except redis.RedisError as exc:
-            self._down(exc)
+            self.breaker.down(exc)
             return None
-        self.available = True
+        self.breaker.up()
         if not isinstance(value, bytes) or not value:
             return None
         tag, body = value[:1], value[1:]
@@ -56,31 +53,23 @@ class RedisCache:
             packed = _VECTOR + np.ascontiguousarray(value, dtype="<f4").tobytes()
         else:
             packed = _BYTES + bytes(value)
-        if self._resting():
+        if self.breaker.resting():
             return
         try:
             self._redis.set(key, packed, ex=self.ttl_s)
-            self.available = True
+            self.breaker.up()
         except redis.RedisError as exc:
-            self._down(exc)
+            self.breaker.down(exc)
 
     def ping(self) -> bool:
         try:
-            self.available = bool(self._redis.ping())
-        except redis.RedisError:
-            self.available = False
-        return self.available
+            if self._redis.ping():
+                self.breaker.up()
+                return True
+        except redis.RedisError as exc:
+            self.breaker.down(exc)
+            return False
+        return False
 
     def close(self) -> None:
         self._redis.close()
-
-    def _resting(self) -> bool:
-        return not self.available and time.monotonic() < self._retry_at
-
-    def _down(self, exc: Exception) -> None:
-        self.available = False
-        now = time.monotonic()
-        self._retry_at = now + self.retry_s
-        if now - self._last_warning > _WARN_EVERY_S:
-            self._last_warning = now
-            log.warning("Redis cache unavailable, serving uncached: %s", exc)

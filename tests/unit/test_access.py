@@ -10,11 +10,11 @@ from imsearch.settings import Settings
 from services.common.access import (
     Keyring,
     PublicAccess,
-    RateLimiter,
     install_internal_access,
     install_public_access,
 )
 from services.common.app import service_app
+from services.common.ratelimit import RateLimiter
 
 KEY = "k" * 24
 OTHER = "o" * 24
