@@ -56,7 +56,7 @@ def open_engine(settings: Settings, readonly: bool = False) -> Engine:
         store.subscribe(local)
     reranker = Reranker(store, local, rerank, settings.rerank_workers)
     pipeline = SearchPipeline(
-        InProcessExtractor(extractor, settings.image_limits(), sift),
+        InProcessExtractor(extractor, settings.image_limits(), sift, settings.extract_concurrency),
         store,
         LRUCache(settings.cache_size),
         reranker,

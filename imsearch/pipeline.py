@@ -101,11 +101,18 @@ class InProcessExtractor:
     """The extractor in this process: safe decoding, then the network and SIFT."""
 
     def __init__(
-        self, extractor: Extractor, limits: ImageLimits, sift: SiftExtractor | None = None
+        self,
+        extractor: Extractor,
+        limits: ImageLimits,
+        sift: SiftExtractor | None = None,
+        concurrency: int = 2,
     ) -> None:
         self.extractor = extractor
         self.limits = limits
         self.sift = sift or SiftExtractor()
+        # Requests beyond this wait their turn: on CPU, more extractions at once only share
+        # the same cores while each holds its own full-size buffers (memory grows with them).
+        self._slots = threading.BoundedSemaphore(concurrency)
 
     @property
     def model_id(self) -> str:
@@ -134,10 +141,11 @@ class InProcessExtractor:
     ) -> Extracted:
         """Decode each image once (cropped to its box, if any) and describe it."""
         boxes = boxes or [None] * len(images)
-        decoded = [self.decode(data, box) for data, box in zip(images, boxes, strict=True)]
-        vectors = self.extractor.describe(decoded) if global_ else None
-        local_features = [self.sift.extract(img) for img in decoded] if local else None
-        small = [make_thumbnail(img) for img in decoded] if thumbnails else None
+        with self._slots:
+            decoded = [self.decode(data, box) for data, box in zip(images, boxes, strict=True)]
+            vectors = self.extractor.describe(decoded) if global_ else None
+            local_features = [self.sift.extract(img) for img in decoded] if local else None
+            small = [make_thumbnail(img) for img in decoded] if thumbnails else None
         return Extracted(vectors, local_features, small)
 
 

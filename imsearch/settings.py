@@ -88,6 +88,9 @@ class Settings(BaseSettings):
 
     # -- uploads and queries -------------------------------------------------------------------
     max_upload_bytes: int = 25 * 1024 * 1024
+    #: Images extracted at once in this process (embedded server, CLI); more requests wait.
+    #: Concurrent CPU extractions share the cores but each holds its own buffers.
+    extract_concurrency: int = Field(2, ge=1, le=256)
     max_image_pixels: int = 50_000_000
     default_k: int = Field(10, ge=1)
     max_k: int = Field(1000, ge=1)

@@ -133,7 +133,10 @@ def _extractor(
 
     network = Extractor(settings.model(), settings.device, settings.batch_size)
     sift = SiftExtractor(settings.local_max_side, settings.local_max_keypoints)
-    return InProcessExtractor(network, settings.image_limits(), sift), network.dim
+    extractor = InProcessExtractor(
+        network, settings.image_limits(), sift, settings.extract_concurrency
+    )
+    return extractor, network.dim
 
 
 def _searcher(

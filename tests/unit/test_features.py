@@ -266,3 +266,44 @@ def test_cuda_is_used_when_present_and_a_clear_error_when_not(fast_config) -> No
     assert Extractor(fast_config, device="auto").device.type == "cpu"
     with pytest.raises(ConfigError, match="CUDA"):
         Extractor(fast_config, device="cuda")
+
+
+def test_in_process_extraction_runs_at_most_its_concurrency_at_once(fast_extractor) -> None:
+    """Six requests at once, a bound of two: never more than two in the network together,
+    and every request still gets its descriptor."""
+    import threading
+    import time
+
+    from imsearch.images import ImageLimits
+    from imsearch.pipeline import InProcessExtractor
+
+    state = {"now": 0, "most": 0}
+    lock = threading.Lock()
+
+    class Counting:  # the real network, with a count of the calls under way
+        decode_side = fast_extractor.decode_side
+
+        def describe(self, images):
+            with lock:
+                state["now"] += 1
+                state["most"] = max(state["most"], state["now"])
+            time.sleep(0.05)
+            try:
+                return fast_extractor.describe(images)
+            finally:
+                with lock:
+                    state["now"] -= 1
+
+    bounded = InProcessExtractor(Counting(), ImageLimits(), concurrency=2)  # type: ignore[arg-type]
+    data = (MINI / "images" / "ref_001.jpg").read_bytes()
+    results: list[np.ndarray] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(bounded.extract([data]).vectors))
+        for _ in range(6)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert state["most"] == 2 and len(results) == 6
+    assert all(np.allclose(r, results[0], atol=1e-5) for r in results)
