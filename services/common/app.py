@@ -22,7 +22,7 @@ from prometheus_client import (
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from imsearch.errors import ConfigError, ImageTooLarge, IndexNotReady
+from imsearch.errors import ConfigError, ImageTooLarge, IndexNotReady, UnsupportedMediaType
 from services.common.codec import PROTOBUF
 from services.common.errors import error_body, install_error_handlers
 
@@ -195,7 +195,7 @@ def require_media_type(app: FastAPI, media_type: str, paths: Collection[str] = (
             declared = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if declared != media_type:
                 message = f"send the body as {media_type}, not {declared or 'nothing'}"
-                return JSONResponse(error_body("unsupported_media_type", message), 415)
+                return JSONResponse(error_body(UnsupportedMediaType.code, message), 415)
         return await call_next(request)
 
 

@@ -93,7 +93,7 @@ class BodyLimit:
         body = json.dumps(
             {
                 "error": {
-                    "code": "image_too_large",
+                    "code": ImageTooLarge.code,
                     "message": f"the upload exceeds the limit of {self.announced} bytes",
                 }
             }
