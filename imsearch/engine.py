@@ -12,9 +12,10 @@ from imsearch.errors import ConfigError
 from imsearch.features.extractor import Extractor
 from imsearch.features.local import SiftExtractor
 from imsearch.index.store import IndexStore
+from imsearch.index.writer_lock import acquire_writer
 from imsearch.pipeline import InProcessExtractor, LRUCache, SearchPipeline
 from imsearch.rerank.local_index import LocalIndex
-from imsearch.rerank.reranker import Reranker
+from imsearch.rerank.reranker import RerankConfig, Reranker
 from imsearch.settings import Settings
 
 
@@ -46,6 +47,17 @@ def open_engine(settings: Settings, readonly: bool = False) -> Engine:
             f"re-ranking {rerank.method!r} needs local features: set IMSEARCH_LOCAL_FEATURES=1 "
             "or choose a method without 'spatial'"
         )
+    # Refuse a second writer before the seconds spent loading the network; the store keeps
+    # its own claim on the directory.
+    claim = None if readonly else acquire_writer(settings.data_dir)
+    try:
+        return _open(settings, rerank, readonly)
+    finally:
+        if claim is not None:
+            claim.release()
+
+
+def _open(settings: Settings, rerank: RerankConfig, readonly: bool) -> Engine:
     extractor = Extractor(settings.model(), settings.device, settings.batch_size)
     sift = SiftExtractor(settings.local_max_side, settings.local_max_keypoints)
     store = IndexStore(

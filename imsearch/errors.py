@@ -18,6 +18,7 @@ parse messages. The tree:
     ├── IndexError_                   (code: index_error)
     │   ├── IndexNotReady             (code: index_not_ready)      no index / empty index
     │   ├── DimensionMismatch         (code: dimension_mismatch)
+    │   ├── DataDirLocked             (code: data_dir_locked)      another process writes it
     │   └── UnknownId                 (code: unknown_id)
     ├── DatasetError                  (code: dataset_error)        bad eval dataset layout
     ├── ConfigError                   (code: config_error)         invalid settings / options
@@ -93,6 +94,12 @@ class DimensionMismatch(IndexError_):
     code = "dimension_mismatch"
 
 
+class DataDirLocked(IndexError_):
+    """Another process writes this data directory (one writer per collection)."""
+
+    code = "data_dir_locked"
+
+
 class UnknownId(IndexError_):
     code = "unknown_id"
 
@@ -145,6 +152,7 @@ def error_class(code: str) -> type[ImsearchError]:
 __all__ = [
     "CheckpointError",
     "ConfigError",
+    "DataDirLocked",
     "DatasetError",
     "DependencyUnavailable",
     "DimensionMismatch",

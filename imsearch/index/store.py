@@ -16,6 +16,13 @@ commits to the catalog first (durable, acknowledged), then applies the same log 
 in-memory index. A crash at any moment therefore loses nothing acknowledged, and a half-written
 snapshot is never referenced by ``snapshot.json``. Tombstones of families that cannot delete
 are not stored: they are the ids the snapshot holds that the catalog no longer has.
+
+The catalog is the truth and the index is derived from it, so opening a store also
+*reconciles* the two in both directions: ids the index holds that the catalog lost are removed,
+and items the catalog has that the index lacks are added — whatever the log says. The same
+happens whenever the log turns out to have been truncated past entries this process never
+applied (only another writer can do that). A writable store holds the data directory's writer
+lock (:mod:`imsearch.index.writer_lock`) from open to :meth:`IndexStore.close`.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from imsearch.fsutil import write_atomic
 from imsearch.index.builder import BuildInfo, build_index, plan
 from imsearch.index.catalog import Catalog, Item
 from imsearch.index.vectors import SearchKnobs, VectorIndex
+from imsearch.index.writer_lock import WriterLock, acquire_writer
 
 log = logging.getLogger(__name__)
 
@@ -79,16 +87,30 @@ class IndexStore:
         catalog_path = self.data_dir / CATALOG_FILE
         if readonly and not catalog_path.exists():
             raise IndexNotReady(f"no collection in {self.data_dir}: index some images first")
-        self.catalog = Catalog(catalog_path, readonly=readonly)
+        # Before the catalog is touched: a second writer is refused before it writes anything.
+        self._writer: WriterLock | None = None if readonly else acquire_writer(self.data_dir)
+        try:
+            self._open(model_id, dim, spec)
+        except BaseException:
+            self._release_writer()
+            raise
+
+    def _open(self, model_id: str | None, dim: int | None, spec: str) -> None:
+        self.catalog = Catalog(self.data_dir / CATALOG_FILE, readonly=self.readonly)
         self.model_id, self.dim = self._check_identity(model_id, dim)
         self.spec = spec
         self._lock = threading.RLock()
         self._listeners: list[LogListener] = []
         self.whitening = self._load_whitening()
         self._index, self._seq, self.build = self._load_snapshot()
-        self._catch_up()
-        if not readonly and self._needs_rebuild():
+        repaired = self._catch_up()
+        repaired = self._reconcile() or repaired
+        if self.readonly:
+            return
+        if self._needs_rebuild():
             self._rebuild_now()
+        elif repaired:
+            self.snapshot(compact=False)
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -187,9 +209,6 @@ class IndexStore:
                 # A replica maps an up-to-date snapshot; one with a log to replay must own it.
                 mmap = self.readonly and not self.catalog.ops_since(seq)
                 index = VectorIndex.load(self.data_dir / snap["file"], build.factory, mmap=mmap)
-                # Ids the snapshot holds that the catalog lost since: deleted after it.
-                stale = np.setdiff1d(index.ids(), self.catalog.int_ids(), assume_unique=True)
-                index.remove(stale)
                 return index, seq, build
             log.info("snapshot %s does not match %s: rebuilding", snap, self._identity())
         return self._build()
@@ -219,12 +238,29 @@ class IndexStore:
             return _family(factory) != _family(self.build.factory)
         return False
 
-    def _catch_up(self) -> None:
-        """Apply log entries newer than the index (after a crash, or after our own writes)."""
+    def _catch_up(self) -> bool:
+        """Apply log entries newer than the index (after a crash, or after our own writes).
+
+        True when the log had been truncated past them and the index was reconciled instead.
+        """
         with self._lock:
             ops = self.catalog.ops_since(self._seq)
+            next_seq = ops[0].seq if ops else self.catalog.last_seq() + 1
+            if next_seq > self._seq + 1:
+                # Entries this index never saw were truncated: another writer snapshotted them.
+                # The log cannot say what they were; the catalog can.
+                log.warning(
+                    "log entries %d..%d of %s were truncated before this process applied "
+                    "them; reconciling the index with the catalog",
+                    self._seq + 1,
+                    next_seq - 1,
+                    self.data_dir,
+                )
+                self._reconcile()
+                self._seq = ops[-1].seq if ops else next_seq - 1
+                return True
             if not ops:
-                return
+                return False
             # Collapse the log: an id removed later needs no add, and remove before add.
             removed = [op.int_id for op in ops if op.op == "del"]
             added = {op.int_id for op in ops if op.op == "add"} - set(removed)
@@ -234,6 +270,37 @@ class IndexStore:
             self._seq = ops[-1].seq
             for listener in self._listeners:
                 listener.apply(sorted(added), removed)
+            return False
+
+    def _reconcile(self) -> bool:
+        """Make the index hold exactly the catalog's items; True if it lacked some.
+
+        The catalog is the truth: ids it lost are removed from the index (deleted after the
+        snapshot: tombstones are not saved), and items the index lacks are added from their
+        stored descriptors (a snapshot written over log entries it did not contain — what two
+        writers did before the writer lock). Only the second is damage worth a new snapshot.
+        """
+        with self._lock:
+            tombstones = np.fromiter(self._index.tombstones, dtype=np.int64)
+            live = np.setdiff1d(self._index.ids(), tombstones)
+            truth = self.catalog.int_ids()
+            stale = np.setdiff1d(live, truth, assume_unique=True)
+            missing = np.setdiff1d(truth, live, assume_unique=True)
+            if not stale.size and not missing.size:
+                return False
+            if missing.size:
+                log.warning(
+                    "%d items of the catalog of %s were missing from its index: added back",
+                    missing.size,
+                    self.data_dir,
+                )
+            self._index = self._index.in_memory()
+            self._index.remove(stale)
+            for ids, vecs in self.catalog.vectors(missing.tolist()):
+                self._index.add(ids, self.transform(vecs))
+            for listener in self._listeners:
+                listener.apply(missing.tolist(), stale.tolist())
+            return bool(missing.size)
 
     def subscribe(self, listener: LogListener) -> None:
         """Have ``listener`` follow every add and delete applied from now on."""
@@ -374,3 +441,9 @@ class IndexStore:
 
     def close(self) -> None:
         self.catalog.close()
+        self._release_writer()
+
+    def _release_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None

@@ -76,6 +76,8 @@ class VectorIndex:
         # microseconds, so rebuilding SWIG parameter objects per call would dominate it.
         self._params: dict[SearchKnobs, Any] = {}
         self._selector: Any = None
+        #: The file a memory-mapped index reads from (None: the index is in memory).
+        self._mapped_from: Path | None = None
 
     # -- properties ---------------------------------------------------------------------------
 
@@ -203,9 +205,17 @@ class VectorIndex:
                 raise
             log.info("FAISS cannot memory-map %s; reading it into memory", factory)
             index = faiss.read_index(str(path))
+            mmap = False
         obj = cls.__new__(cls)
         obj._setup(index, factory)
+        obj._mapped_from = Path(path) if mmap else None
         return obj
+
+    def in_memory(self) -> VectorIndex:
+        """This index, or a copy read into memory if it is mapped read-only (to change it)."""
+        if self._mapped_from is None:
+            return self
+        return VectorIndex.load(self._mapped_from, self.factory)
 
 
 @functools.cache

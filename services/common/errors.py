@@ -23,6 +23,7 @@ STATUS_BY_ERROR: tuple[tuple[type[E.ImsearchError], int], ...] = (
     (E.UnknownId, 404),
     (E.InvalidId, 400),
     (E.IndexNotReady, 503),
+    (E.DataDirLocked, 503),
     (E.DimensionMismatch, 400),
     (E.ConfigError, 400),
     (E.DatasetError, 400),

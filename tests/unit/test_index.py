@@ -181,3 +181,62 @@ def test_whitening_learned_from_the_collection(tmp_path) -> None:
 def test_empty_store_returns_no_hits(tmp_path) -> None:
     store = IndexStore(tmp_path, "model-a", DIM)
     assert store.search(np.ones(DIM, np.float32), 5) == [[]]
+
+
+def _damaged_like_two_writers(data_dir) -> list[Item]:
+    """A data directory as two writers left it (issue 19): the catalog holds 10 items, but
+    the current snapshot holds 5, and the log entries of the other 5 were truncated by the
+    second writer's snapshot."""
+    items = random_items(10)
+    store = IndexStore(data_dir, "model-a", DIM)
+    store.add(items[:5])
+    store.snapshot()  # seq 5: what the server wrote at shutdown, over the other's
+    old_pointer = (data_dir / SNAPSHOT_FILE).read_text()
+    old_file = data_dir / json.loads(old_pointer)["file"]
+    old_vectors = old_file.read_bytes()
+    store.add(items[5:])
+    store.snapshot()  # seq 10, log truncated: what `imsearch index` wrote meanwhile
+    store.close()
+    (data_dir / SNAPSHOT_FILE).write_text(old_pointer)
+    old_file.write_bytes(old_vectors)
+    for newer in data_dir.glob("vectors-*.faiss"):
+        if newer != old_file:
+            newer.unlink()
+    assert Catalog(data_dir / "catalog.sqlite").ops_since(0) == []
+    return items
+
+
+@pytest.mark.parametrize("readonly", [False, True])
+def test_a_damaged_data_dir_is_repaired_when_opened(tmp_path, readonly: bool) -> None:
+    items = _damaged_like_two_writers(tmp_path)
+    store = IndexStore(tmp_path, readonly=readonly)
+    assert len(store) == 10
+    for item in items:
+        assert store.search(item.vector, 1)[0][0].id == item.ext_id
+    pointer = json.loads((tmp_path / SNAPSHOT_FILE).read_text())
+    # The writer repairs the snapshot at once; a reader only answers right without writing.
+    assert pointer["ntotal"] == (5 if readonly else 10)
+    store.close()
+
+
+def test_a_log_truncated_by_another_writer_is_reconciled_not_lost(tmp_path) -> None:
+    """Items another writer added (and deleted) behind this store's back, its snapshot
+    having truncated their log entries, are in this store's next snapshot."""
+    items = random_items(12)
+    store = IndexStore(tmp_path, "model-a", DIM)
+    store.add(items[:6])
+    # A second writer (an older version without the lock) works on the same catalog.
+    other = Catalog(tmp_path / "catalog.sqlite")
+    other.upsert(items[6:])
+    other.delete(["img0"])
+    other.truncate_ops(other.last_seq())
+    other.close()
+
+    store.snapshot()
+    assert len(store) == 11 and store.search(items[8].vector, 1)[0][0].id == "img8"
+    assert "img0" not in [h.id for h in store.search(items[0].vector, 11)[0]]
+    store.close()
+    reopened = IndexStore(tmp_path, "model-a", DIM)
+    assert (
+        len(reopened) == 11 and json.loads((tmp_path / SNAPSHOT_FILE).read_text())["ntotal"] == 11
+    )
