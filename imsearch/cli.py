@@ -18,6 +18,8 @@ from imsearch.errors import ConfigError, ImsearchError
 from imsearch.settings import Settings
 
 if TYPE_CHECKING:
+    from imsearch.index.writer_lock import Holder, WriterLock
+    from imsearch.indexing import IdMode
     from imsearch.train.data import TrainingData
 
 app = typer.Typer(
@@ -66,6 +68,7 @@ def settings(**extra: Any) -> Settings:
 
 @app.callback()
 def main(
+    ctx: typer.Context,
     backbone: Annotated[
         str | None, typer.Option(help="efficientnet_lite0/1/2, resnet50/101/152")
     ] = None,
@@ -82,7 +85,11 @@ def main(
     device: Annotated[str | None, typer.Option(help="auto | cpu | cuda[:N].")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
+    from imsearch.index.writer_lock import set_process_command
+
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+    # A data directory's writer lock names its holder by the command it runs.
+    set_process_command(f"imsearch {ctx.invoked_subcommand}")
     _State.overrides = {
         k: v
         for k, v in {
@@ -113,9 +120,21 @@ def index(
     ids: Annotated[str, typer.Option(help="Id of an image: relpath | stem | sha256.")] = "relpath",
     batch_size: Annotated[int | None, typer.Option(help="Images per forward pass.")] = None,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="IMSEARCH_API_KEY",
+            help="X-API-Key for a server that owns the data directory (see below).",
+        ),
+    ] = None,
 ) -> None:
-    """Index every image under FOLDER; re-running skips images already indexed."""
+    """Index every image under FOLDER; re-running skips images already indexed.
+
+    When a server (imsearch serve) owns the data directory, the images are sent through its
+    API instead: one process writes a collection.
+    """
     from imsearch.engine import open_engine
+    from imsearch.index.writer_lock import current_holder
     from imsearch.indexing import (
         IdMode,
         index_directory,
@@ -126,6 +145,10 @@ def index(
     cfg = settings(data_dir=data_dir, batch_size=batch_size)
     if ids not in get_args(IdMode):
         raise typer.BadParameter("--ids must be relpath, stem or sha256")
+    holder = current_holder(cfg.data_dir)
+    if holder is not None and holder.url and holder.is_local:
+        _index_through_server(folder, cfg.data_dir, holder, cast(IdMode, ids), api_key, progress)
+        return
     try:
         engine = open_engine(cfg)
         report = index_directory(
@@ -150,6 +173,30 @@ def index(
     )
     typer.echo(f"whitening: {report.whitening}")
     typer.echo(f"visual vocabulary: {vocabulary}")
+    for path, error in report.failed:
+        typer.echo(f"  failed: {path}: {error}", err=True)
+
+
+def _index_through_server(
+    folder: Path, data_dir: Path, holder: Holder, ids: IdMode, api_key: str | None, progress: bool
+) -> None:
+    from imsearch.indexing import folder_files
+    from services.gateway.forward import index_through_api  # the server's API: httpx
+
+    assert holder.url is not None
+    typer.echo(f"{data_dir} is written by {holder.describe()}: sending the images to its API")
+    try:
+        report, count = index_through_api(
+            holder.url, folder_files(folder, ids), data_dir, api_key, progress
+        )
+    except ImsearchError as exc:
+        raise _fail(exc) from exc
+    typer.echo(
+        f"found {report.found}, added {report.added}, skipped {report.skipped} already "
+        f"indexed, failed {len(report.failed)}; {report.images_per_s:.2f} images/s; "
+        f"collection: {count} images"
+    )
+    typer.echo("whitening and visual vocabulary: learned by the server when due")
     for path, error in report.failed:
         typer.echo(f"  failed: {path}: {error}", err=True)
 
@@ -639,17 +686,51 @@ def serve(
     cfg = settings(data_dir=data_dir, host=host, port=port)
     if role == "all":
         cfg = cfg.model_copy(update={"extractor_url": None, "search_url": None, "rerank_url": None})
+    lock = _claim_data_dir(role, cfg)
     # One process per service: torch and FAISS may use every core they are given.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    uvicorn.run(
-        factory(cfg),
-        host=cfg.host,
-        port=cfg.port,
-        log_level="info",
-        # Behind a proxy, rate limits must see the client's address, not the proxy's.
-        proxy_headers=True,
-        forwarded_allow_ips=cfg.trusted_proxies,
-    )
+    try:
+        uvicorn.run(
+            factory(cfg),
+            host=cfg.host,
+            port=cfg.port,
+            log_level="info",
+            # Behind a proxy, rate limits must see the client's address, not the proxy's.
+            proxy_headers=True,
+            forwarded_allow_ips=cfg.trusted_proxies,
+        )
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _claim_data_dir(role: str, cfg: Settings) -> WriterLock | None:
+    """Take the data directory's writer lock before serving, if this role writes it: a
+    second writer is refused at once, and ``imsearch index`` finds this server's URL."""
+    from imsearch.index.writer_lock import acquire_writer, set_process_command
+
+    writes = {
+        "all": True,
+        "search": not cfg.replica,
+        "rerank": True,
+        # A gateway keeps the index, or the re-ranking copy, for a stage it runs itself.
+        "gateway": not (cfg.search_url and cfg.rerank_url),
+        "extractor": False,
+    }[role]
+    if not writes:
+        return None
+    if role != "all":
+        set_process_command(f"imsearch serve --role {role}")
+    try:
+        lock = acquire_writer(cfg.data_dir)
+    except ImsearchError as exc:
+        raise _fail(exc) from exc
+    if role not in ("all", "gateway"):
+        return lock  # an internal service: images are added through the gateway, not here
+    loopback = cfg.host in ("0.0.0.0", "::", "")
+    host = "127.0.0.1" if loopback else (f"[{cfg.host}]" if ":" in cfg.host else cfg.host)
+    lock.advertise(f"http://{host}:{cfg.port}")
+    return lock
 
 
 def run() -> None:  # pragma: no cover - console entry

@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IdMode = Literal["relpath", "stem", "sha256"]
+#: A file to index: its path, its id (None: its content hash) and the path reports show.
+SourceFile = tuple[Path, str | None, Path]
 
 
 @dataclass
@@ -67,7 +69,9 @@ def image_id(path: Path, root: Path, mode: IdMode = "relpath") -> str:
 
 
 @dataclass
-class _Loaded:
+class Loaded:
+    """One source file as a run reads it (and, once decoded, what it extracted)."""
+
     ext_id: str
     sha256: str
     #: The path as reports and metadata show it (relative to the indexed folder).
@@ -89,10 +93,17 @@ def index_directory(
     sift: SiftExtractor | None = None,
 ) -> IndexReport:
     """Index every image under ``root`` (recursive) into ``store``; ids per ``id_mode``."""
+    files = folder_files(root, id_mode)
+    return index_files(files, store, extractor, limits, batch_size, progress, sift)
+
+
+def folder_files(root: str | Path, id_mode: IdMode = "relpath") -> list[SourceFile]:
+    """Every image under ``root`` as ``(path, id, shown path)``; the id is None for
+    ``sha256`` ids (known once the file is read)."""
     root = Path(root)
     if not root.is_dir():
         raise ConfigError(f"{root} is not a folder")
-    files = [
+    return [
         (
             path,
             None if id_mode == "sha256" else image_id(path, root, id_mode),
@@ -100,11 +111,10 @@ def index_directory(
         )
         for path in list_images(root)
     ]
-    return index_files(files, store, extractor, limits, batch_size, progress, sift)
 
 
 def index_files(
-    files: Sequence[tuple[Path, str | None, Path]],
+    files: Sequence[SourceFile],
     store: IndexStore,
     extractor: Extractor,
     limits: ImageLimits,
@@ -126,7 +136,7 @@ def index_files(
     with ThreadPoolExecutor(max_workers=2) as pool:
         side = max(extractor.decode_side, sift.max_side if sift else 0)
         for batch in _prefetch(pool, files, side, limits, batch_size, sift):
-            todo: list[_Loaded] = []
+            todo: list[Loaded] = []
             for loaded in batch:
                 if loaded.error:
                     report.failed.append((loaded.shown, loaded.error))
@@ -148,20 +158,38 @@ def index_files(
 
 def _prefetch(
     pool: ThreadPoolExecutor,
-    files: Sequence[tuple[Path, str | None, Path]],
+    files: Sequence[SourceFile],
     side: int,
     limits: ImageLimits,
     batch_size: int,
     sift: SiftExtractor | None,
-) -> Iterator[list[_Loaded]]:
+) -> Iterator[list[Loaded]]:
     """Yield decoded batches while the next batch decodes in the pool."""
     batches = [files[i : i + batch_size] for i in range(0, len(files), batch_size)]
-    pending: list[Future[_Loaded]] | None = None
+    pending: list[Future[Loaded]] | None = None
     for batch in [*batches, None]:
         submitted = [pool.submit(_load, *f, side, limits, sift) for f in batch] if batch else None
         if pending is not None:
             yield [f.result() for f in pending]
         pending = submitted
+
+
+def read_source(path: Path, ext_id: str | None, shown: Path) -> tuple[Loaded, bytes]:
+    """Check the id and read the file: what a run knows of an image before decoding it.
+
+    A bad id or an unreadable file comes back as an ``error`` (and no bytes), never raised.
+    """
+    if ext_id is not None:
+        try:
+            ext_id = normalize_id(ext_id)
+        except InvalidId as exc:
+            return Loaded(ext_id, "", shown.as_posix(), error=f"{exc.code}: {exc.message}"), b""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return Loaded(ext_id or str(shown), "", shown.as_posix(), error=f"unreadable: {exc}"), b""
+    sha = sha256_hex(data)
+    return Loaded(ext_id or sha, sha, shown.as_posix()), data
 
 
 def _load(
@@ -171,18 +199,10 @@ def _load(
     side: int,
     limits: ImageLimits,
     sift: SiftExtractor | None,
-) -> _Loaded:
-    if ext_id is not None:
-        try:
-            ext_id = normalize_id(ext_id)
-        except InvalidId as exc:
-            return _Loaded(ext_id, "", shown.as_posix(), error=f"{exc.code}: {exc.message}")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return _Loaded(ext_id or str(shown), "", shown.as_posix(), error=f"unreadable: {exc}")
-    sha = sha256_hex(data)
-    loaded = _Loaded(ext_id or sha, sha, shown.as_posix())
+) -> Loaded:
+    loaded, data = read_source(path, ext_id, shown)
+    if loaded.error:
+        return loaded
     try:
         loaded.image = decode_image(data, limits, side)
         loaded.thumbnail = make_thumbnail(loaded.image)
@@ -194,7 +214,7 @@ def _load(
 
 
 def _add_batch(
-    store: IndexStore, extractor: Extractor, todo: list[_Loaded], by_hash: dict[str, str]
+    store: IndexStore, extractor: Extractor, todo: list[Loaded], by_hash: dict[str, str]
 ) -> int:
     """Describe and add ``todo``; content already indexed under another id is copied."""
     if not todo:

@@ -1,0 +1,130 @@
+"""Index a folder through a running server's public API (``imsearch index`` while it serves).
+
+A data directory has one writer. When ``imsearch index`` finds that a server owns the
+directory (its writer lock names the server's URL), it must not open the collection itself:
+it sends each new or changed image to ``POST /v1/images`` instead, with the id and metadata a
+local run would give it. The server extracts, stores and acknowledges each one; a run stopped
+half-way resumes like a local one, because images already indexed with the same content are
+skipped (read from the catalog, which readers may open while the server writes it).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from tqdm import tqdm
+
+from imsearch.errors import DependencyUnavailable, Unauthorized
+from imsearch.index.catalog import Catalog
+from imsearch.index.store import CATALOG_FILE
+from imsearch.indexing import IndexReport, Loaded, SourceFile, read_source
+
+#: Uploads in flight at once: about what a CPU server extracts in parallel.
+CONCURRENCY = 2
+#: Tries of one upload the server answers 503 (busy, restarting) or 429 (rate limited).
+ATTEMPTS = 5
+
+
+def indexed_hashes(data_dir: Path) -> dict[str, str | None]:
+    """Id → content hash of what the collection holds now (read-only; none yet: empty)."""
+    path = data_dir / CATALOG_FILE
+    if not path.exists():
+        return {}
+    catalog = Catalog(path, readonly=True)
+    try:
+        return catalog.hashes_by_id()
+    finally:
+        catalog.close()
+
+
+def index_through_api(
+    url: str,
+    files: Sequence[SourceFile],
+    data_dir: Path,
+    api_key: str | None = None,
+    progress: bool = True,
+    timeout_s: float = 120.0,
+) -> tuple[IndexReport, int]:
+    """Send the new and changed ``files`` to the server at ``url``; returns the report and
+    the collection's size afterwards."""
+    started = time.perf_counter()
+    report = IndexReport(found=len(files))
+    indexed = indexed_hashes(data_dir)
+    headers = {"X-API-Key": api_key} if api_key else {}
+    with httpx.Client(base_url=url, headers=headers, timeout=timeout_s) as http:
+        seen: set[str] = set()
+        todo: list[tuple[Loaded, bytes]] = []
+        for path, ext_id, shown in files:
+            loaded, data = read_source(path, ext_id, shown)
+            if loaded.error:
+                report.failed.append((loaded.shown, loaded.error))
+            elif loaded.ext_id in seen:
+                report.failed.append((loaded.shown, f"duplicate id {loaded.ext_id!r}"))
+            elif indexed.get(loaded.ext_id) == loaded.sha256:
+                report.skipped += 1
+            else:
+                todo.append((loaded, data))
+            seen.add(loaded.ext_id)
+        bar = tqdm(total=len(todo), unit="img", disable=not progress, desc="sending")
+        with ThreadPoolExecutor(CONCURRENCY) as pool:
+            for loaded, outcome in pool.map(lambda job: (job[0], _send(http, *job)), todo):
+                if outcome == "created":
+                    report.added += 1
+                elif outcome == "unchanged":
+                    report.skipped += 1
+                else:
+                    report.failed.append((loaded.shown, outcome))
+                bar.update(1)
+        bar.close()
+        count = int(_checked(http, http.get("/v1/stats")).json().get("count", 0))
+    report.seconds = time.perf_counter() - started
+    return report, count
+
+
+def _send(http: httpx.Client, loaded: Loaded, data: bytes) -> str:
+    """Add one image: ``created``, ``unchanged``, or why the server refused it."""
+    form = {"id": loaded.ext_id, "metadata": json.dumps({"path": loaded.shown})}
+    files = {"image": (Path(loaded.shown).name, data)}
+    for attempt in range(ATTEMPTS):
+        try:
+            reply = http.post("/v1/images", data=form, files=files)
+        except httpx.TransportError as exc:
+            raise DependencyUnavailable(
+                f"the server at {http.base_url} stopped answering ({exc}); run the same "
+                "command again to send the rest"
+            ) from exc
+        if reply.status_code in (429, 503) and attempt + 1 < ATTEMPTS:
+            time.sleep(float(reply.headers.get("Retry-After", 2**attempt)))
+            continue
+        if reply.status_code in (200, 201):
+            return "created" if reply.status_code == 201 else "unchanged"
+        _checked(http, reply)
+        return _error_text(reply)
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _checked(http: httpx.Client, reply: httpx.Response) -> httpx.Response:
+    """Stop the whole run on answers no other image would get differently."""
+    if reply.status_code == 401:
+        raise Unauthorized(
+            f"the server at {http.base_url} needs an API key for writes: pass --api-key or set "
+            "IMSEARCH_API_KEY"
+        )
+    if reply.status_code >= 500 or (reply.status_code >= 400 and reply.request.method == "GET"):
+        raise DependencyUnavailable(
+            f"the server at {http.base_url} answered {reply.status_code}: {_error_text(reply)}"
+        )
+    return reply
+
+
+def _error_text(reply: httpx.Response) -> str:
+    try:
+        error = reply.json()["error"]
+        return f"{error['code']}: {error['message']}"
+    except (ValueError, KeyError, TypeError):
+        return f"HTTP {reply.status_code}"
