@@ -20,6 +20,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from imsearch.errors import IndexNotReady
@@ -52,6 +53,7 @@ from services.common.codec import (
     rerank_result_to_pb,
     vector_from_pb,
 )
+from services.common.errors import error_body
 from services.contracts.v1 import messages_pb2 as pb
 from services.search.app import MAX_BODY, add_new
 
@@ -66,6 +68,8 @@ class RerankState:
         self.store: IndexStore | None = None
         self.local: LocalIndex | None = None
         self.reranker: Reranker | None = None
+        #: The first attempt to open the collection has finished (until then: not ready).
+        self.looked = False
 
     def open(self, model_id: str | None = None, dim: int | None = None) -> None:
         # The copy needs exact neighbours for QE/DBA/diffusion: always an exact index.
@@ -91,7 +95,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def upkeep() -> None:
         if state.store is None:
-            state.open()
+            try:
+                state.open()
+            finally:
+                state.looked = True
         else:
             maintain_collection(state.store, state.local, settings)
 
@@ -171,8 +178,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return {"count": 0}
         return {**await run_in_threadpool(state.store.stats), "local": state.local.stats()}
 
-    @app.get("/readyz", response_model=Health, tags=["health"])
-    async def readyz() -> Health:
+    @app.get("/readyz", response_model=Health, tags=["health"], responses=errors(503))
+    async def readyz() -> Any:
+        if not state.looked:
+            return JSONResponse(error_body("not_ready", "opening the collection"), 503)
         status = "ready" if state.store is not None else "ready (empty collection)"
         return Health(status=status)
 

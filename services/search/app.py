@@ -86,6 +86,9 @@ class _Holder:
     snapshot_mtime: float = 0.0
     #: Why an existing collection could not be opened (the service is then not ready).
     error: str | None = None
+    #: The first attempt to open the collection has finished: until then, not ready (an empty
+    #: answer while a large index loads would look like "nothing matches").
+    looked: bool = False
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -102,7 +105,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         the collection (primary)."""
         mtime = pointer.stat().st_mtime if pointer.exists() else 0.0
         if holder.store is None:
-            holder.store, holder.snapshot_mtime, holder.error = open_store(), mtime, None
+            try:
+                holder.store, holder.snapshot_mtime, holder.error = open_store(), mtime, None
+            finally:
+                holder.looked = True
         elif settings.replica and mtime != holder.snapshot_mtime:
             old, holder.store, holder.snapshot_mtime = holder.store, open_store(), mtime
             log.info("replica: swapped in the snapshot of %s", mtime)
@@ -233,6 +239,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def readyz() -> Any:
         if holder.error:
             return JSONResponse(error_body("not_ready", holder.error), 503)
+        if not holder.looked:
+            return JSONResponse(error_body("not_ready", "opening the collection"), 503)
         state = "ready" if holder.store is not None else "ready (empty collection)"
         return Health(status=state)
 

@@ -171,3 +171,35 @@ def test_calls_in_flight_are_bounded_and_the_queue_wait_too() -> None:
     outcomes = run(hasty)
     assert outcomes.count("ok") == 2 and state["most"] == 2
     assert all("saturated" in o for o in outcomes if o != "ok")
+
+
+@pytest.mark.parametrize("role", ["search", "rerank"])
+def test_a_stateful_service_is_not_ready_until_its_collection_is_open(
+    tmp_path, monkeypatch, role: str
+) -> None:
+    """While a large collection loads, /readyz says 503 (an empty answer would read as "no
+    match"); once the first attempt to open it is done, 200 — also for a fresh directory."""
+    from fastapi.testclient import TestClient
+
+    import imsearch.index.store as store_module
+    from imsearch.settings import Settings
+
+    module = __import__(f"services.{role}.app", fromlist=["create_app"])
+    opening = threading.Event()
+    original = store_module.IndexStore.__init__
+
+    def slow_open(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        assert opening.wait(30)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(store_module.IndexStore, "__init__", slow_open)
+    app = module.create_app(Settings(data_dir=tmp_path, maintenance_s=3600))
+    with TestClient(app) as client:
+        reply = client.get("/readyz")
+        assert reply.status_code == 503 and reply.json()["error"]["code"] == "not_ready"
+        opening.set()
+        deadline = time.monotonic() + 30
+        while client.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert client.get("/readyz").json()["status"] == "ready (empty collection)"
