@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 SHARED ?= ../shared/data
 RESULTS ?= docs/results
 
-.PHONY: install run test test-all system-deps validate lint eval bench bench-features bench-ann bench-rerank bench-services bench-soak bench-train train-smoke clean
+.PHONY: install run test test-all system-deps validate lint eval bench bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-train train-smoke clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +45,7 @@ eval: install  ## the default pipeline on SMVS DVD covers (about 5 minutes)
 	mkdir -p $(RESULTS)
 	$(BIN)/imsearch eval $(SHARED)/smvs-dvd --json $(RESULTS)/eval-smvs-default.json
 
-bench: bench-features bench-ann bench-rerank bench-services bench-soak bench-train  ## all of docs/BENCHMARKS.md (hours)
+bench: bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-train  ## all of docs/BENCHMARKS.md (hours)
 
 bench-features: install  ## descriptor grid: backbone x size x pooling x scales x whitening
 	mkdir -p $(RESULTS)
@@ -71,6 +71,12 @@ bench-services: install system-deps  ## /v1/search under load: embedded vs four 
 
 bench-soak: install system-deps  ## minutes of mixed searches/adds/deletes: errors and memory over time
 	scripts/bench-soak.sh $(SHARED) $(RESULTS)
+
+bench-restart: install  ## start/stop times of the single-writer services on the SMVS database
+	rm -rf var/restart-db && mkdir -p var/restart-db
+	ln -s $(abspath $(SHARED))/smvs-dvd/images/ref_* $(abspath $(SHARED))/smvs-dvd/images/wall_* var/restart-db/
+	$(BIN)/imsearch index var/restart-db --data-dir var/restart --no-progress
+	scripts/bench-restart.sh var/restart $(RESULTS)
 
 bench-train: install  ## fine-tuning recipes on SMVS: train on covers 001-050, measure on 051-100
 	scripts/bench-train.sh $(SHARED) $(RESULTS)

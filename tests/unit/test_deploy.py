@@ -63,3 +63,23 @@ def test_kubernetes_overlays_build_and_validate(overlay: str, tmp_path: Path) ->
     assert kinds.count("Deployment") == 6 and kinds.count("HorizontalPodAutoscaler") == 3
     assert kinds.count("PersistentVolumeClaim") == 2
     assert ("nvidia.com/gpu" in rendered) == (overlay == "gpu")
+    assert writers_recreated(rendered) == {"imsearch-search", "imsearch-rerank"}
+
+
+def writers_recreated(rendered: str) -> set[str]:
+    """Deployments that mount a data volume writable: each must stop its old pod before the
+    new one starts (one writer per data directory), so none may roll."""
+    import yaml
+
+    writers: set[str] = set()
+    for doc in yaml.safe_load_all(rendered):
+        if not doc or doc["kind"] != "Deployment":
+            continue
+        pod = doc["spec"]["template"]["spec"]
+        mounts = [m for c in pod["containers"] for m in c.get("volumeMounts", [])]
+        if any(not m.get("readOnly") for m in mounts):
+            name = doc["metadata"]["name"]
+            assert doc["spec"].get("strategy") == {"type": "Recreate"}, name
+            assert doc["spec"]["replicas"] == 1, name
+            writers.add(name)
+    return writers
