@@ -136,17 +136,7 @@ def index_files(
     with ThreadPoolExecutor(max_workers=2) as pool:
         side = max(extractor.decode_side, sift.max_side if sift else 0)
         for batch in _prefetch(pool, files, side, limits, batch_size, sift):
-            todo: list[Loaded] = []
-            for loaded in batch:
-                if loaded.error:
-                    report.failed.append((loaded.shown, loaded.error))
-                elif loaded.ext_id in seen:
-                    report.failed.append((loaded.shown, f"duplicate id {loaded.ext_id!r}"))
-                elif indexed.get(loaded.ext_id) == loaded.sha256:
-                    report.skipped += 1
-                else:
-                    todo.append(loaded)
-                seen.add(loaded.ext_id)
+            todo = [loaded for loaded in batch if screen(loaded, seen, indexed, report)]
             report.reused += _add_batch(store, extractor, todo, by_hash)
             report.added += len(todo)
             bar.update(len(batch))
@@ -154,6 +144,24 @@ def index_files(
     store.snapshot()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def screen(
+    loaded: Loaded, seen: set[str], indexed: dict[str, str | None], report: IndexReport
+) -> bool:
+    """Whether ``loaded`` still needs adding: an unreadable file, an id seen before in this
+    run, or an id already indexed with this content does not (counted in ``report``)."""
+    needed = False
+    if loaded.error:
+        report.failed.append((loaded.shown, loaded.error))
+    elif loaded.ext_id in seen:
+        report.failed.append((loaded.shown, f"duplicate id {loaded.ext_id!r}"))
+    elif indexed.get(loaded.ext_id) == loaded.sha256:
+        report.skipped += 1
+    else:
+        needed = True
+    seen.add(loaded.ext_id)
+    return needed
 
 
 def _prefetch(

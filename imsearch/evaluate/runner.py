@@ -36,6 +36,7 @@ from imsearch.evaluate.metrics import GroundTruth, evaluate_rankings
 from imsearch.images import decode_image, list_images
 from imsearch.indexing import (
     IndexReport,
+    SourceFile,
     index_files,
     maybe_learn_vocabulary,
     maybe_learn_whitening,
@@ -167,7 +168,7 @@ def run_eval(
 def _index(
     engine: Engine, dataset: Dataset, options: EvalOptions, progress: bool
 ) -> tuple[IndexReport, int]:
-    files: list[tuple[Path, str | None, Path]] = [
+    files: list[SourceFile] = [
         (path, image_id, path.relative_to(dataset.root))
         for path, image_id in zip(dataset.database_paths, dataset.database_ids, strict=True)
     ]

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from imsearch.errors import DependencyUnavailable, Unauthorized
 from imsearch.index.catalog import Catalog
 from imsearch.index.store import CATALOG_FILE
-from imsearch.indexing import IndexReport, Loaded, SourceFile, read_source
+from imsearch.indexing import IndexReport, Loaded, SourceFile, read_source, screen
 
 #: Uploads in flight at once: about what a CPU server extracts in parallel.
 CONCURRENCY = 2
@@ -58,18 +58,8 @@ def index_through_api(
     headers = {"X-API-Key": api_key} if api_key else {}
     with httpx.Client(base_url=url, headers=headers, timeout=timeout_s) as http:
         seen: set[str] = set()
-        todo: list[tuple[Loaded, bytes]] = []
-        for path, ext_id, shown in files:
-            loaded, data = read_source(path, ext_id, shown)
-            if loaded.error:
-                report.failed.append((loaded.shown, loaded.error))
-            elif loaded.ext_id in seen:
-                report.failed.append((loaded.shown, f"duplicate id {loaded.ext_id!r}"))
-            elif indexed.get(loaded.ext_id) == loaded.sha256:
-                report.skipped += 1
-            else:
-                todo.append((loaded, data))
-            seen.add(loaded.ext_id)
+        sources = (read_source(*file) for file in files)
+        todo = [(x, data) for x, data in sources if screen(x, seen, indexed, report)]
         bar = tqdm(total=len(todo), unit="img", disable=not progress, desc="sending")
         with ThreadPoolExecutor(CONCURRENCY) as pool:
             for loaded, outcome in pool.map(lambda job: (job[0], _send(http, *job)), todo):
