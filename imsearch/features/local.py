@@ -11,12 +11,12 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 from PIL import Image
 
 from imsearch.errors import LocalFeatureError
 from imsearch.images import resize_max_side
+from imsearch.optional import require
 
 _HEADER = struct.Struct("<4sIff")  # magic, count, width, height
 _MAGIC = b"LSF1"
@@ -73,7 +73,7 @@ class SiftExtractor:
         grey = np.asarray(small.convert("L"))
         # A detector per call: creating one costs microseconds, sharing one across the
         # indexing threads is not documented as safe.
-        detector = cv2.SIFT.create(nfeatures=self.max_keypoints)
+        detector = require("cv2").SIFT.create(nfeatures=self.max_keypoints)
         keypoints, descriptors = detector.detectAndCompute(grey, None)
         if descriptors is None or not keypoints:
             return LocalFeatures(

@@ -14,10 +14,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable
+from typing import Any
 
 import faiss
 import numpy as np
-from scipy import sparse
+
+from imsearch.optional import require
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ class BowIndex:
         self.size = vocabulary_size
         self._counts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._lock = threading.Lock()
-        self._matrix: sparse.csr_matrix | None = None
+        self._matrix: Any = None  # a scipy.sparse CSC matrix, built lazily
         self._ids = np.zeros(0, dtype=np.int64)
         self._idf = np.zeros(vocabulary_size, dtype=np.float32)
 
@@ -83,6 +85,7 @@ class BowIndex:
 
     def _build(self) -> None:
         """(Re)build the weighted sparse matrix; lazily, after writes."""
+        sparse = require("scipy.sparse")
         ids = np.array(sorted(self._counts), dtype=np.int64)
         rows, cols, vals = [], [], []
         for row, int_id in enumerate(ids):

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 from imsearch.features.local import LocalFeatures
+from imsearch.optional import require
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ def ratio_matches(query: np.ndarray, candidate: np.ndarray, ratio: float) -> np.
     """``(n, 2)`` index pairs (query, candidate) that pass Lowe's ratio test."""
     if len(query) < 2 or len(candidate) < 2:
         return np.zeros((0, 2), dtype=np.int64)
+    cv2 = require("cv2")
     matcher = cv2.BFMatcher(cv2.NORM_L2)
     pairs = matcher.knnMatch(query, candidate, k=2)
     good = [
@@ -68,6 +69,7 @@ def verify(
         return Verification(0, len(pairs))
     src = query.xy[pairs[:, 0]].reshape(-1, 1, 2)
     dst = candidate.xy[pairs[:, 1]].reshape(-1, 1, 2)
+    cv2 = require("cv2")
     homography, mask = cv2.findHomography(
         src,
         dst,

@@ -44,3 +44,15 @@ def test_search_rerank_and_remote_gateway_need_no_torch() -> None:
     )
     proc = run_blocked({"torch", "torchvision", "timm"}, code)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_search_and_remote_gateway_need_no_opencv_or_scipy() -> None:
+    """What keeps their images small: local features are the extractor's and rerank's job."""
+    code = (
+        "import services.search.app, services.gateway.app\n"
+        "from imsearch.settings import Settings\n"
+        "services.search.app.create_app(Settings()); services.gateway.app.create_app(Settings())\n"
+        "from services.gateway.compose import compose\n"
+    )
+    proc = run_blocked({"torch", "torchvision", "timm", "cv2", "scipy"}, code)
+    assert proc.returncode == 0, proc.stderr[-2000:]
