@@ -48,6 +48,9 @@ class DescriptorExtractor(Protocol):
     def model_id(self) -> str: ...
 
     @property
+    def dim(self) -> int: ...
+
+    @property
     def local_id(self) -> str: ...
 
     def extract(
@@ -117,6 +120,10 @@ class InProcessExtractor:
     @property
     def model_id(self) -> str:
         return self.extractor.model_id
+
+    @property
+    def dim(self) -> int:
+        return self.extractor.dim
 
     @property
     def local_id(self) -> str:

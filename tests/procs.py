@@ -68,6 +68,13 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> Server:
+        self.launch()
+        assert self.proc is not None
+        wait_ready(self.url, self.proc, log=self.log)
+        return self
+
+    def launch(self) -> Server:
+        """Start the process without waiting for it to be ready."""
         command = [sys.executable, "-m", "imsearch.cli", "serve", "--role", self.role]
         with self.log.open("a") as out:
             self.proc = subprocess.Popen(
@@ -76,7 +83,6 @@ class Server:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        wait_ready(self.url, self.proc, log=self.log)
         return self
 
     def output(self) -> str:

@@ -15,6 +15,9 @@ from services.contracts.v1 import messages_pb2 as pb
 
 
 class RemoteExtractor:
+    """The model's identity is asked for when first needed, not at start: the gateway may
+    start before the extractor (a failed ask is asked again next time)."""
+
     def __init__(self, client: ServiceClient) -> None:
         self.client = client
 
@@ -25,6 +28,10 @@ class RemoteExtractor:
     @property
     def model_id(self) -> str:
         return self._info["model_id"]
+
+    @property
+    def dim(self) -> int:
+        return int(self._info["dim"])
 
     @property
     def local_id(self) -> str:

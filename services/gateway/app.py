@@ -10,6 +10,7 @@ GET    /healthz /readyz /metrics, OpenAPI at /docs
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -24,7 +25,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from imsearch.errors import ConfigError, IndexNotReady, UnknownId
+from imsearch.errors import ConfigError, ImsearchError, IndexNotReady, UnknownId
 from imsearch.ids import normalize_id
 from imsearch.images import sha256_hex
 from imsearch.index.vectors import SearchKnobs
@@ -98,22 +99,28 @@ class DeleteResponse(BaseModel):
     deleted: bool
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; the pipeline is composed in the lifespan, not at import."""
+def create_app(settings: Settings | None = None, gateway: Gateway | None = None) -> FastAPI:
+    """Build the app around ``gateway``, or compose one in the background once it starts.
+
+    Composing may wait for other services (a gateway holding an index needs the remote
+    extractor's model id): until it succeeds the app answers ``/healthz`` and a ``/readyz``
+    503 that says why, and tries again every few seconds; nothing has to start first.
+    """
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        gateway = await run_in_threadpool(compose, settings)
-        app.state.gateway = gateway
-        async with running(every(settings.maintenance_s, gateway.maintain, "gateway upkeep")):
+        async with running(_serve(app, settings)):
             yield
-        await run_in_threadpool(gateway.close)
+        if app.state.gateway is not None:
+            await run_in_threadpool(app.state.gateway.close)
 
     app = service_app("gateway", "imsearch", lifespan, "Search an image collection by photo.")
     require_media_type(app, "multipart/form-data", ("/v1/search", "/v1/images"))
     install_public_access(app, settings)
-    app.state.gateway = None
+    app.state.gateway = gateway
+    #: Why the gateway is not composed yet (shown by /readyz).
+    app.state.waiting = "the engine is loading"
     metrics = app.state.metrics
     # Documents X-API-Key in the OpenAPI description (clients generated from it send it);
     # the check itself is the access middleware's, for every route at once.
@@ -125,7 +132,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def gateway_of(request: Request) -> Gateway:
         gateway: Gateway | None = request.app.state.gateway
         if gateway is None:
-            raise IndexNotReady("the engine is still loading")
+            raise IndexNotReady(f"not ready: {request.app.state.waiting}")
         return gateway
 
     @app.post(
@@ -297,7 +304,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def readyz(request: Request) -> Any:
         gateway: Gateway | None = request.app.state.gateway
         if gateway is None:
-            return JSONResponse(error_body("not_ready", "the engine is loading"), 503)
+            return JSONResponse(error_body("not_ready", request.app.state.waiting), 503)
         detail = await run_in_threadpool(gateway.readiness)
         if any(state == "down" for state in detail.values()):
             return JSONResponse(
@@ -313,6 +320,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         announced=settings.max_upload_bytes,
     )
     return app
+
+
+#: Seconds between two attempts to compose the gateway while a dependency is down.
+COMPOSE_RETRY_S = 2.0
+
+
+async def _serve(app: FastAPI, settings: Settings) -> None:
+    """Compose the gateway (again and again until it works), then look after it."""
+    while app.state.gateway is None:
+        try:
+            app.state.gateway = await run_in_threadpool(compose, settings)
+        except ImsearchError as exc:  # a service down, another writer stopping: not fatal
+            reason = f"{exc.code}: {exc.message}"
+            if reason != app.state.waiting:
+                log.warning(
+                    "gateway not ready, trying again every %g s: %s", COMPOSE_RETRY_S, reason
+                )
+            app.state.waiting = reason
+            await asyncio.sleep(COMPOSE_RETRY_S)
+    await every(settings.maintenance_s, app.state.gateway.maintain, "gateway upkeep")
 
 
 def _metadata(text: str) -> dict[str, Any]:

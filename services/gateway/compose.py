@@ -108,9 +108,13 @@ def compose(settings: Settings) -> Gateway:
     }
     gateway = Gateway(None, _cache(settings), lambda ids: {}, dict, clients=clients)  # type: ignore[arg-type]
     gateway.closers += [client.close for client in clients.values()]
-    extractor, dim = _extractor(settings, clients)
-    searcher, store = _searcher(settings, clients, extractor.model_id, dim, gateway)
-    reranker, writers = _reranker(settings, clients, extractor.model_id, dim, store, gateway)
+    try:
+        extractor = _extractor(settings, clients)
+        searcher, store = _searcher(settings, clients, extractor, gateway)
+        reranker, writers = _reranker(settings, clients, extractor, store, gateway)
+    except BaseException:
+        gateway.close()  # what was opened so far: the caller may try again
+        raise
     gateway.pipeline = SearchPipeline(
         extractor,
         searcher,
@@ -123,31 +127,31 @@ def compose(settings: Settings) -> Gateway:
     return gateway
 
 
-def _extractor(
-    settings: Settings, clients: dict[str, ServiceClient]
-) -> tuple[DescriptorExtractor, int]:
+def _extractor(settings: Settings, clients: dict[str, ServiceClient]) -> DescriptorExtractor:
     if "extractor" in clients:
-        info = clients["extractor"].get_json("/v1/info")
-        return RemoteExtractor(clients["extractor"]), int(info["dim"])
+        return RemoteExtractor(clients["extractor"])
     from imsearch.features.extractor import Extractor  # torch: only when extracting here
 
     network = Extractor(settings.model(), settings.device, settings.batch_size)
     sift = SiftExtractor(settings.local_max_side, settings.local_max_keypoints)
-    extractor = InProcessExtractor(
-        network, settings.image_limits(), sift, settings.extract_concurrency
-    )
-    return extractor, network.dim
+    return InProcessExtractor(network, settings.image_limits(), sift, settings.extract_concurrency)
 
 
 def _searcher(
-    settings: Settings, clients: dict[str, ServiceClient], model_id: str, dim: int, gateway: Gateway
+    settings: Settings,
+    clients: dict[str, ServiceClient],
+    extractor: DescriptorExtractor,
+    gateway: Gateway,
 ) -> tuple[Searcher, IndexStore | None]:
     if "search" in clients:
-        remote = RemoteSearcher(clients["search"], model_id, clients.get("search-read"))
+        remote = RemoteSearcher(
+            clients["search"], lambda: extractor.model_id, clients.get("search-read")
+        )
         gateway.info, gateway.stats = _remote_info(clients["search"]), remote.stats
         gateway.thumbnail = remote.thumbnail
         return remote, None
-    store = IndexStore(settings.data_dir, model_id, dim, settings.index_spec)
+    # An index held here needs the model's identity now (a remote extractor must answer).
+    store = IndexStore(settings.data_dir, extractor.model_id, extractor.dim, settings.index_spec)
     gateway.info, gateway.stats = store.catalog.info, store.stats
     gateway.thumbnail = store.catalog.thumbnail
     gateway.closers.append(lambda: _close_store(store))
@@ -159,14 +163,14 @@ def _searcher(
 def _reranker(
     settings: Settings,
     clients: dict[str, ServiceClient],
-    model_id: str,
-    dim: int,
+    extractor: DescriptorExtractor,
     store: IndexStore | None,
     gateway: Gateway,
 ) -> tuple[Reranker, list[Writer]]:
     """The re-ranker and the extra stores an added image must reach."""
     if "rerank" in clients:
-        remote = RemoteReranker(clients["rerank"], settings.rerank_config(), model_id)
+        config = settings.rerank_config()
+        remote = RemoteReranker(clients["rerank"], config, lambda: extractor.model_id)
         return remote, [remote]
     if store is not None:  # share the in-process index
         local = LocalIndex(store.catalog, settings.data_dir)
@@ -176,7 +180,7 @@ def _reranker(
         gateway.maintainers.append(lambda: maintain_collection(store, local, settings))
         return reranker, []
     copy = RerankState(settings)
-    copy.open(model_id, dim)
+    copy.open(extractor.model_id, extractor.dim)
     assert copy.reranker is not None and copy.store is not None
     copy_store, copy_local = copy.store, copy.local
     gateway.closers.append(copy.close)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from imsearch.index.catalog import Item
@@ -23,10 +23,17 @@ from services.contracts.v1 import messages_pb2 as pb
 
 
 class RemoteReranker:
-    def __init__(self, client: ServiceClient, config: RerankConfig, model_id: str) -> None:
+    def __init__(
+        self, client: ServiceClient, config: RerankConfig, model_id: Callable[[], str]
+    ) -> None:
         self.client = client
         self.config = config
-        self.model_id = model_id
+        #: Asked for at each write (the extractor's, once it answers): not needed to start.
+        self._model_id = model_id
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id()
 
     def rerank(
         self,

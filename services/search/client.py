@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,11 +19,19 @@ class RemoteSearcher:
     """Writes go to the primary; searches to the read replicas when there are any."""
 
     def __init__(
-        self, client: ServiceClient, model_id: str, read_client: ServiceClient | None = None
+        self,
+        client: ServiceClient,
+        model_id: Callable[[], str],
+        read_client: ServiceClient | None = None,
     ) -> None:
         self.client = client
         self.read_client = read_client or client
-        self.model_id = model_id
+        #: Asked for at each write (the extractor's, once it answers): not needed to start.
+        self._model_id = model_id
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id()
 
     def search(
         self, vectors: np.ndarray, k: int, knobs: SearchKnobs | None = None

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import MINI
-from tests.procs import KEYED, Cluster, cluster, redis_server
+from tests.procs import KEYED, Cluster, Server, cluster, redis_server
 
 DATABASE = sorted(p for p in (MINI / "images").glob("*.jpg") if p.stem.startswith(("ref", "wall")))
 
@@ -203,3 +203,51 @@ def test_search_killed_during_a_batch_of_adds_loses_no_acknowledged_image(
     photo = next(iter(acked.values()))
     hits = search(gateway, photo, k=100, rerank="none").json()["results"]
     assert {i for i, p in acked.items() if p == photo} <= {hit["id"] for hit in hits}
+
+
+def test_services_start_in_any_order_gateway_first(tmp_path: Path, redis_url: str) -> None:
+    """The gateway starts alone: /healthz answers, /readyz is a 503 naming every service that
+    is down; as they come up (in reverse order) it becomes ready without a restart."""
+    roles = ("extractor", "search", "rerank")
+    servers = {r: Server({"IMSEARCH_DATA_DIR": str(tmp_path / r)}, r) for r in roles}
+    gateway = Server(
+        {
+            "IMSEARCH_DATA_DIR": str(tmp_path / "gateway"),
+            "IMSEARCH_EXTRACTOR_URL": servers["extractor"].url,
+            "IMSEARCH_SEARCH_URL": servers["search"].url,
+            "IMSEARCH_RERANK_URL": servers["rerank"].url,
+            "IMSEARCH_REDIS_URL": redis_url,
+            "IMSEARCH_SERVICE_TIMEOUT_S": "5",
+        },
+        "gateway",
+    )
+    try:
+        gateway.launch()
+        wait_healthy(gateway.url)
+        for started in ("rerank", "search", "extractor"):
+            reply = httpx.get(f"{gateway.url}/readyz")
+            assert reply.status_code == 503 and reply.json()["error"]["code"] == "not_ready"
+            down = {name for name, state in reply.json()["detail"].items() if state == "down"}
+            assert down == {r for r in roles if servers[r].proc is None}
+            early = search(gateway.url, DATABASE[0])
+            assert early.status_code == 503
+            assert early.json()["error"]["code"] == "dependency_unavailable"
+            servers[started].start()
+        assert httpx.get(f"{gateway.url}/readyz").status_code == 200
+        assert add(gateway.url, DATABASE[0]).status_code == 201
+        assert search(gateway.url, DATABASE[0]).json()["results"][0]["id"] == DATABASE[0].stem
+    finally:
+        for server in (gateway, *servers.values()):
+            server.stop()
+
+
+def wait_healthy(url: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{url} never answered /healthz")
