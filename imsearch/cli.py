@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, cast, get_args
 
 import typer
+from pydantic import ValidationError
 
 from imsearch.errors import ConfigError, ImsearchError
 from imsearch.settings import Settings
@@ -62,8 +63,17 @@ def settings(**extra: Any) -> Settings:
     values = {**_State.overrides, **{k: v for k, v in extra.items() if v is not None}}
     try:
         return Settings(**values)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_setting_name(e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
+        )
+        raise _fail(ConfigError(f"invalid settings: {problems}")) from exc
+
+
+def _setting_name(loc: tuple[int | str, ...]) -> str:
+    """``IMSEARCH_PORT`` for the field ``port``: the name a user set it by."""
+    field = str(loc[0]) if loc else "?"
+    return f"IMSEARCH_{field.upper()}" if field in Settings.model_fields else field
 
 
 @app.callback()
@@ -690,8 +700,14 @@ def serve(
     # One process per service: torch and FAISS may use every core they are given.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
+        app = _build_app(factory, role, cfg)
+    except ImsearchError as exc:
+        if lock is not None:
+            lock.release()
+        raise _fail(exc) from exc
+    try:
         uvicorn.run(
-            factory(cfg),
+            app,
             host=cfg.host,
             port=cfg.port,
             log_level="info",
@@ -702,6 +718,16 @@ def serve(
     finally:
         if lock is not None:
             lock.release()
+
+
+def _build_app(factory: Any, role: str, cfg: Settings) -> Any:
+    """The app of ``role``. The embedded engine is opened here, before serving, so that a
+    collection or model it cannot open is a one-line error, not a failed start-up."""
+    if role != "all":
+        return factory(cfg)
+    from services.gateway.compose import compose
+
+    return factory(cfg, compose(cfg))
 
 
 def _claim_data_dir(role: str, cfg: Settings) -> WriterLock | None:

@@ -224,3 +224,32 @@ def test_learned_whitening_from_training_queries_is_kept_by_eval(tmp_path: Path,
     report = json.loads(out_json.read_text())
     assert report["whitening"].startswith("kept (lw: 3 pairs")
     assert report["n_queries"] == 3 and report["only_queries"] == ["droid_*", "e63_*"]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"IMSEARCH_API_KEYS": "short"}, "an API key must be at least 16 characters"),
+        ({"IMSEARCH_PORT": "eighty"}, "invalid settings: IMSEARCH_PORT: Input should be"),
+        ({"IMSEARCH_RERANK_M": "0"}, "IMSEARCH_RERANK_M: Input should be greater than"),
+        # The embedded engine is opened before serving: a collection of another model is
+        # refused like anywhere else in the CLI, not by a failed start-up.
+        ({"IMSEARCH_MAX_SIDE": "320"}, "was indexed with model efficientnet_lite0"),
+    ],
+)
+def test_serve_configuration_errors_are_one_line(
+    collection: Path, fast_env: dict[str, str], env: dict[str, str], message: str
+) -> None:
+    if "IMSEARCH_MAX_SIDE" in env:
+        run(["index", str(collection / "walls"), "--no-progress"], fast_env)
+    # No --port: it would override IMSEARCH_PORT. Every case must fail before binding one.
+    proc = subprocess.run(
+        [*IMSEARCH, "serve"],
+        env={**fast_env, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error [") and proc.stderr.count("\n") == 1, proc.stderr
+    assert message in proc.stderr
