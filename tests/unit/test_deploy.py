@@ -38,6 +38,10 @@ def test_dockerfiles_lint_clean_and_follow_the_rules(service: str) -> None:
     assert "wget " not in text and "curl " not in text and "huggingface" not in text
 
 
+def test_the_redis_dockerfile_lints_clean() -> None:
+    run(tool("hadolint"), "--config", ".hadolint.yaml", "docker/redis.Dockerfile")
+
+
 def test_compose_files_match_the_compose_spec() -> None:
     run(
         tool("check-jsonschema"),
