@@ -140,8 +140,19 @@ class Metrics:
 
 
 def service_app(service: str, title: str, lifespan: Any, summary: str = "") -> FastAPI:
-    """A FastAPI app with the shared error handlers, /healthz and /metrics."""
-    app = FastAPI(title=title, version="1", summary=summary, lifespan=lifespan)
+    """A FastAPI app with the shared error handlers, /healthz and /metrics.
+
+    Operation ids are the route functions' names (``search``, ``add_image``): the method
+    names of clients generated from the OpenAPI description.
+    """
+    app = FastAPI(
+        title=title,
+        version="1",
+        summary=summary,
+        lifespan=lifespan,
+        generate_unique_id_function=lambda route: route.name,
+    )
+    _describe_uploads_as_files(app)
     install_error_handlers(app)
     metrics = Metrics(service)
     app.state.metrics = metrics
@@ -167,11 +178,34 @@ def service_app(service: str, title: str, lifespan: Any, summary: str = "") -> F
         tags=["health"],
         response_class=Response,
         responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+        name="metrics",
     )
     async def prometheus() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _describe_uploads_as_files(app: FastAPI) -> None:
+    """Uploads as ``format: binary`` strings besides OpenAPI 3.1's ``contentMediaType``.
+
+    FastAPI describes an ``UploadFile`` only by ``contentMediaType``, which client generators
+    (openapi-python-client, openapi-generator) read as a plain string and send as a text
+    field; ``format: binary`` is what they all treat as a file part.
+    """
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            for component in schema.get("components", {}).get("schemas", {}).values():
+                for prop in component.get("properties", {}).values():
+                    if prop.get("type") == "string" and "contentMediaType" in prop:
+                        prop.setdefault("format", "binary")
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def require_media_type(app: FastAPI, media_type: str, paths: Collection[str] = ()) -> None:

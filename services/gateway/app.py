@@ -22,7 +22,7 @@ from fastapi import Depends, FastAPI, File, Form, Query, Request, Response, Uplo
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from imsearch.errors import ConfigError, ImsearchError, IndexNotReady, UnknownId
@@ -97,6 +97,18 @@ class AddResponse(ImageInfo):
 class DeleteResponse(BaseModel):
     id: str
     deleted: bool
+
+
+class Stats(BaseModel):
+    """What the collection holds; the index, whitening and log details depend on the mode."""
+
+    model_config = ConfigDict(extra="allow")
+
+    count: int = Field(description="Images in the collection.")
+    model_id: str | None = Field(None, description="The model that describes them (if any).")
+    dim: int | None = Field(None, description="Descriptor dimension (if any).")
+    mode: str = Field(description="embedded (one process) or services.")
+    rerank: dict[str, Any] = Field(description="The default re-ranking and its parameters.")
 
 
 def create_app(settings: Settings | None = None, gateway: Gateway | None = None) -> FastAPI:
@@ -238,7 +250,7 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
         },
         dependencies=read_keyed,
     )
-    async def thumbnail(request: Request, image_id: str) -> Response:
+    async def get_thumbnail(request: Request, image_id: str) -> Response:
         image_id = normalize_id(image_id)
         found = await run_in_threadpool(gateway_of(request).thumbnail, image_id)
         if found is None:
@@ -282,17 +294,18 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
 
     @app.get(
         "/v1/stats",
+        response_model=Stats,
         tags=["collection"],
         responses=errors(401, 429, 503),
         dependencies=read_keyed,
     )
-    async def stats(request: Request) -> dict[str, Any]:
+    async def get_stats(request: Request) -> Stats:
         gateway = gateway_of(request)
-        return {
+        return Stats(
             **await run_in_threadpool(gateway.stats),
-            "mode": "services" if gateway.clients else "embedded",
-            "rerank": gateway.pipeline.reranker.config.describe(),
-        }
+            mode="services" if gateway.clients else "embedded",
+            rerank=gateway.pipeline.reranker.config.describe(),
+        )
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
