@@ -7,12 +7,13 @@ STAMP := $(VENV)/.installed-stamp
 SHARED ?= ../shared/data
 RESULTS ?= docs/results
 
-.PHONY: install run test test-all system-deps container-deps images compose-smoke validate lint eval bench bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-train train-smoke clean
+.PHONY: install run test test-all system-deps container-deps images compose-smoke clients validate lint eval bench bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-train train-smoke clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/setup.py clients/typescript/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[model,serve,dev]"
+	$(BIN)/pip install --quiet -e ".[model,serve,dev]" -e clients/python
+	npm ci --prefix clients/typescript --silent --no-audit --no-fund
 	touch $(STAMP)
 
 install: $(STAMP)  ## the environment only
@@ -30,10 +31,12 @@ test: install system-deps  ## the test suite, then the compose smoke where conta
 test-all: install system-deps  ## also the slow tests that need ../shared
 	$(BIN)/python -m pytest -q -m ""
 
-system-deps:  ## Debian packages the tests use: a real redis-server, headless Chromium, podman
+system-deps:  ## Debian packages the tests use: redis-server, Chromium, a JRE, Node, podman
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	command -v java >/dev/null || missing="$$missing default-jre-headless"; \
+	command -v node >/dev/null || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi
 	@scripts/container-setup.sh || echo "containers: not set up here (the compose smoke will be skipped)"
 
@@ -52,6 +55,9 @@ images: container-deps  ## the four service images and a Redis image, tagged as 
 
 compose-smoke: install images  ## docker-compose.yml for real: add, search, stop search, recreate it
 	ENGINE=$(ENGINE) $(BIN)/python scripts/compose_smoke.py
+
+clients: install  ## regenerate clients/ (OpenAPI, Python, TypeScript, Kotlin) from the code
+	BIN=$(BIN) scripts/generate-clients.sh
 
 validate: install  ## Dockerfiles, compose files and Kubernetes manifests, offline
 	$(BIN)/python -m pytest -q tests/unit/test_deploy.py

@@ -1,0 +1,41 @@
+"""Contains all the data models used in inputs/outputs"""
+
+from .add_response import AddResponse
+from .add_response_metadata import AddResponseMetadata
+from .body_add_image import BodyAddImage
+from .body_search import BodySearch
+from .delete_response import DeleteResponse
+from .error_body import ErrorBody
+from .error_detail import ErrorDetail
+from .health import Health
+from .health_detail import HealthDetail
+from .image_info import ImageInfo
+from .image_info_metadata import ImageInfoMetadata
+from .search_hit import SearchHit
+from .search_hit_metadata import SearchHitMetadata
+from .search_response import SearchResponse
+from .search_response_rerank import SearchResponseRerank
+from .search_response_timings_ms import SearchResponseTimingsMs
+from .stats import Stats
+from .stats_rerank import StatsRerank
+
+__all__ = (
+    "AddResponse",
+    "AddResponseMetadata",
+    "BodyAddImage",
+    "BodySearch",
+    "DeleteResponse",
+    "ErrorBody",
+    "ErrorDetail",
+    "Health",
+    "HealthDetail",
+    "ImageInfo",
+    "ImageInfoMetadata",
+    "SearchHit",
+    "SearchHitMetadata",
+    "SearchResponse",
+    "SearchResponseRerank",
+    "SearchResponseTimingsMs",
+    "Stats",
+    "StatsRerank",
+)
