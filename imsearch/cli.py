@@ -71,9 +71,9 @@ def settings(**extra: Any) -> Settings:
 
 
 def _setting_name(loc: tuple[int | str, ...]) -> str:
-    """``IMSEARCH_PORT`` for the field ``port``: the name a user set it by."""
+    """``port (IMSEARCH_PORT)``: the setting, and the variable a user may have set it by."""
     field = str(loc[0]) if loc else "?"
-    return f"IMSEARCH_{field.upper()}" if field in Settings.model_fields else field
+    return f"{field} (IMSEARCH_{field.upper()})" if field in Settings.model_fields else field
 
 
 @app.callback()

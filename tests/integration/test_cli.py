@@ -230,8 +230,8 @@ def test_learned_whitening_from_training_queries_is_kept_by_eval(tmp_path: Path,
     ("env", "message"),
     [
         ({"IMSEARCH_API_KEYS": "short"}, "an API key must be at least 16 characters"),
-        ({"IMSEARCH_PORT": "eighty"}, "invalid settings: IMSEARCH_PORT: Input should be"),
-        ({"IMSEARCH_RERANK_M": "0"}, "IMSEARCH_RERANK_M: Input should be greater than"),
+        ({"IMSEARCH_PORT": "eighty"}, "invalid settings: port (IMSEARCH_PORT): Input should be"),
+        ({"IMSEARCH_RERANK_M": "0"}, "rerank_m (IMSEARCH_RERANK_M): Input should be greater"),
         # The embedded engine is opened before serving: a collection of another model is
         # refused like anywhere else in the CLI, not by a failed start-up.
         ({"IMSEARCH_MAX_SIDE": "320"}, "was indexed with model efficientnet_lite0"),
