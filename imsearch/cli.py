@@ -172,7 +172,9 @@ def index(
             engine.sift,
         )
         report.whitening = maybe_learn_whitening(engine.store, cfg)
-        vocabulary = maybe_learn_vocabulary(engine.local, cfg)
+        vocabulary = maybe_learn_vocabulary(engine.words, cfg)
+        if engine.words is not None:
+            engine.words.flush()  # every new image's visual words stored before exiting
         engine.close()
     except ImsearchError as exc:
         raise _fail(exc) from exc
@@ -589,6 +591,38 @@ def bench_ann(
         name = f"{json_out.stem}.png" if len(size_list) == 1 else f"{json_out.stem}-{n}.png"
         plot(rows, n, json_out.with_name(name))
     typer.echo(format_rows(rows))
+
+
+@bench_app.command("scale")
+def bench_scale(
+    items: Annotated[int, typer.Option(help="Collection size N.")],
+    json_out: Annotated[Path, typer.Option("--json", help="Write the report here.")],
+    features_from: Annotated[
+        Path, typer.Option(help="Photos whose SIFT features the items copy (perturbed).")
+    ] = Path("tests/data/mini/images"),
+    work: Annotated[Path, typer.Option(help="Where the collection is built.")] = Path(
+        "var/bench-scale"
+    ),
+    queries: Annotated[int, typer.Option(help="Search calls (k = 100).")] = 1000,
+    rerank_queries: Annotated[int, typer.Option(help="Candidate + rerank calls.")] = 300,
+    adds: Annotated[int, typer.Option(help="Adds over HTTP while serving.")] = 1000,
+    port: Annotated[int, typer.Option(help="Search service port (rerank: +1).")] = 8700,
+    keep: Annotated[bool, typer.Option(help="Keep the built collection.")] = False,
+) -> None:
+    """A collection of N items served by real processes: restart, memory, disk, latency,
+    adds and snapshots (docs/BENCHMARKS.md, "Scale")."""
+    from imsearch.evaluate.scale_bench import ScaleConfig, run_scale
+    from imsearch.features.backbones import build_backbone
+
+    cfg = settings()
+    dim = build_backbone(cfg.backbone, cfg.weights, cfg.cut).channels
+    config = ScaleConfig(
+        items, work, features_from, dim, queries, rerank_queries, adds, port=port, keep=keep
+    )
+    report = run_scale(config, cfg, log=lambda line: typer.echo(line, err=True))
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(report, indent=2))
+    typer.echo(json.dumps(report, indent=2))
 
 
 @bench_app.command("load")

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from imsearch.collection import collection_stages, verification
 from imsearch.errors import ConfigError
 from imsearch.features.extractor import Extractor
 from imsearch.features.local import SiftExtractor
 from imsearch.index.store import IndexStore
 from imsearch.index.writer_lock import acquire_writer
-from imsearch.pipeline import InProcessExtractor, LRUCache, SearchPipeline
-from imsearch.rerank.local_index import LocalIndex
-from imsearch.rerank.reranker import RerankConfig, Reranker
+from imsearch.pipeline import InProcessExtractor, LocalSearcher, LRUCache, SearchPipeline
+from imsearch.rerank.reranker import RerankConfig, SpatialReranker
+from imsearch.rerank.visual_words import VisualWords
 from imsearch.settings import Settings
 
 
@@ -25,14 +26,15 @@ class Engine:
     extractor: Extractor
     sift: SiftExtractor | None
     store: IndexStore
-    local: LocalIndex | None
-    reranker: Reranker
+    words: VisualWords | None
+    reranker: SpatialReranker
     pipeline: SearchPipeline
 
     def close(self) -> None:
         self.reranker.close()
-        if not self.store.readonly:
-            self.store.snapshot()
+        self.store.checkpoint(self.settings.snapshot_ops)
+        if self.words is not None:
+            self.words.maintain()
         self.store.close()
 
 
@@ -63,13 +65,11 @@ def _open(settings: Settings, rerank: RerankConfig, readonly: bool) -> Engine:
     store = IndexStore(
         settings.data_dir, extractor.model_id, extractor.dim, settings.index_spec, readonly
     )
-    local = LocalIndex(store.catalog, settings.data_dir) if settings.local_features else None
-    if local is not None:
-        store.subscribe(local)
-    reranker = Reranker(store, local, rerank, settings.rerank_workers)
+    words, finder = collection_stages(store, settings.local_features)
+    reranker = verification(settings, store.features.root)
     pipeline = SearchPipeline(
         InProcessExtractor(extractor, settings.image_limits(), sift, settings.extract_concurrency),
-        store,
+        LocalSearcher(store, finder),
         LRUCache(settings.cache_size),
         reranker,
         knobs=settings.search_knobs(),
@@ -80,7 +80,7 @@ def _open(settings: Settings, rerank: RerankConfig, readonly: bool) -> Engine:
         extractor,
         sift if settings.local_features else None,
         store,
-        local,
+        words,
         reranker,
         pipeline,
     )

@@ -25,7 +25,7 @@ from imsearch.ids import normalize_id
 from imsearch.images import ImageLimits, decode_image, list_images, make_thumbnail, sha256_hex
 from imsearch.index.catalog import Item
 from imsearch.index.store import IndexStore
-from imsearch.rerank.local_index import LocalIndex
+from imsearch.rerank.visual_words import VisualWords
 from imsearch.settings import Settings
 
 if TYPE_CHECKING:
@@ -267,13 +267,13 @@ def maybe_learn_whitening(store: IndexStore, settings: Settings) -> str:
     return f"learned from {whitening.info['n']} images, {whitening.output_dim}-d"
 
 
-def maybe_learn_vocabulary(local: LocalIndex | None, settings: Settings) -> str:
+def maybe_learn_vocabulary(words: VisualWords | None, settings: Settings) -> str:
     """Learn the collection's visual vocabulary once it has enough images with local features."""
-    if local is None:
+    if words is None:
         return "none (local features off)"
-    if local.quantizer is not None:
-        return f"kept ({local.quantizer.size} words)"
-    count = local.catalog.local_count()
+    if words.quantizer is not None:
+        return f"kept ({words.quantizer.size} words)"
+    count = words.store.catalog.local_count()
     if count < settings.vocabulary_min_images:
         message = (
             f"not learned: {count} images have local features, a vocabulary needs "
@@ -282,19 +282,21 @@ def maybe_learn_vocabulary(local: LocalIndex | None, settings: Settings) -> str:
         )
         log.info(message)
         return message
-    words = local.learn_vocabulary(settings.vocabulary_words, settings.vocabulary_min_images)
-    return f"learned {words} words from {count} images"
+    size = words.learn_vocabulary(settings.vocabulary_words, settings.vocabulary_min_images)
+    return f"learned {size} words from {count} images"
 
 
 def maintain_collection(
-    store: IndexStore, local: LocalIndex | None, settings: Settings
+    store: IndexStore, words: VisualWords | None, settings: Settings
 ) -> dict[str, str]:
     """Periodic upkeep of a served collection: learn the whitening and the vocabulary once the
-    collection is large enough, and snapshot what the log holds (keeps restarts fast)."""
+    collection is large enough; rewrite the FAISS snapshot and the visual-word index once
+    enough changed since they were written (the catalog's log holds the rest durably)."""
     done = {"whitening": maybe_learn_whitening(store, settings)}
-    if local is not None:
-        done["vocabulary"] = maybe_learn_vocabulary(local, settings)
-    if store.pending_ops():
-        store.snapshot()
+    if words is not None:
+        done["vocabulary"] = maybe_learn_vocabulary(words, settings)
+        if words.maintain():
+            done["visual words"] = "saved"
+    if store.checkpoint(settings.snapshot_ops):
         done["snapshot"] = "written"
     return done

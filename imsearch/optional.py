@@ -1,9 +1,9 @@
 """Heavy dependencies that only some processes need, imported where they are used.
 
-OpenCV (SIFT, RANSAC) and SciPy (sparse visual-word matrices) are needed where local features
-are extracted or verified — the extractor and the rerank service — but not by the search
-service or a gateway that delegates every stage; leaving them out keeps those images small.
-Each is the ``local`` extra (``pip install 'imsearch[local]'``).
+OpenCV (SIFT, RANSAC) is needed where local features are extracted or verified — the
+extractor and the rerank service — but not by the search service or a gateway that delegates
+every stage; leaving it out keeps those images small. It is the ``local`` extra
+(``pip install 'imsearch[local]'``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from types import ModuleType
 from imsearch.errors import ConfigError
 
 #: Module → the pip extra that installs it.
-EXTRAS = {"cv2": "local", "scipy.sparse": "local"}
+EXTRAS = {"cv2": "local"}
 
 
 def require(module: str) -> ModuleType:

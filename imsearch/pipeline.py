@@ -2,7 +2,11 @@
 
     search(image bytes, k):
         hash → cache.get(model id, hash) → miss: extractor.extract → cache.put
-             → searcher.search(top-K) → reranker.rerank → hits + per-stage timings
+             → searcher.candidates(top-K, global re-ranking, visual words, fusion)
+             → reranker.rerank (geometric verification) → hits + per-stage timings
+
+    add(id, image bytes): extractor.extract → searcher.add: descriptor, metadata, thumbnail
+        and local features in one durable write (the collection's one system of record)
 
 The embedded implementations (in-process extractor, the on-disk index, an LRU cache) live here
 too; the services issue adds HTTP clients and a Redis cache behind the same protocols.
@@ -24,9 +28,17 @@ from imsearch.features.local import LocalFeatures, SiftExtractor
 from imsearch.ids import normalize_id
 from imsearch.images import BBox, ImageLimits, crop_box, decode_image, make_thumbnail, sha256_hex
 from imsearch.index.catalog import Item
-from imsearch.index.store import Hit
+from imsearch.index.store import IndexStore
 from imsearch.index.vectors import SearchKnobs
-from imsearch.rerank.reranker import QueryFeatures, RankedHit, RerankConfig, RerankResult
+from imsearch.rerank.reranker import (
+    CandidateFinder,
+    Candidates,
+    QueryFeatures,
+    RankedHit,
+    RerankConfig,
+    RerankResult,
+    SpatialReranker,
+)
 
 if TYPE_CHECKING:
     from imsearch.features.extractor import Extractor
@@ -63,18 +75,20 @@ class DescriptorExtractor(Protocol):
     ) -> Extracted: ...
 
 
-class Writer(Protocol):
-    """Where added images go: the index, and the re-ranker's copy when it has its own."""
+class Searcher(Protocol):
+    """The collection: where images are written, and where candidates come from."""
 
     def add(self, items: Sequence[Item]) -> list[int]: ...
 
     def delete(self, ext_ids: Sequence[str]) -> int: ...
 
-
-class Searcher(Writer, Protocol):
-    def search(
-        self, vectors: np.ndarray, k: int, knobs: SearchKnobs | None = None
-    ) -> list[list[Hit]]: ...
+    def candidates(
+        self,
+        query: QueryFeatures,
+        k: int,
+        config: RerankConfig,
+        knobs: SearchKnobs | None = None,
+    ) -> Candidates: ...
 
 
 class DescriptorCache(Protocol):
@@ -89,11 +103,10 @@ class Reranker(Protocol):
 
     def rerank(
         self,
-        query: QueryFeatures,
-        hits: list[Hit],
+        query: LocalFeatures | None,
+        candidates: Candidates,
         k: int,
         config: RerankConfig | None = None,
-        knobs: SearchKnobs | None = None,
     ) -> RerankResult: ...
 
 
@@ -189,20 +202,28 @@ class LRUCache:
         return len(self._data)
 
 
-class NoRerank:
-    """Stage three switched off: keep the ANN order."""
+class LocalSearcher:
+    """The collection in this process: the index, then the stages that need it."""
 
-    config = RerankConfig(method="none")
+    def __init__(self, store: IndexStore, finder: CandidateFinder) -> None:
+        self.store = store
+        self.finder = finder
 
-    def rerank(
+    def add(self, items: Sequence[Item]) -> list[int]:
+        return self.store.add(items)
+
+    def delete(self, ext_ids: Sequence[str]) -> int:
+        return self.store.delete(ext_ids)
+
+    def candidates(
         self,
         query: QueryFeatures,
-        hits: list[Hit],
         k: int,
-        config: RerankConfig | None = None,
+        config: RerankConfig,
         knobs: SearchKnobs | None = None,
-    ) -> RerankResult:
-        return RerankResult([RankedHit(h.id, h.score, h.score) for h in hits[:k]])
+    ) -> Candidates:
+        hits = self.store.search(query.vector[None, :], k, knobs)[0]
+        return self.finder.find(query, hits, config, knobs)
 
 
 # -- flows ----------------------------------------------------------------------------------------
@@ -235,14 +256,13 @@ class SearchPipeline:
         reranker: Reranker | None = None,
         knobs: SearchKnobs | None = None,
         local_features: bool = False,
-        writers: Sequence[Writer] | None = None,
     ) -> None:
         self.extractor = extractor
         self.searcher = searcher
-        #: Every store an added image must reach (the searcher, plus a separate re-ranker's).
-        self.writers = list(writers) if writers is not None else [searcher]
         self.cache = cache if cache is not None else LRUCache(0)
-        self.reranker = reranker if reranker is not None else NoRerank()
+        self.reranker: Reranker = (
+            reranker if reranker is not None else SpatialReranker(config=RerankConfig("none"))
+        )
         self.knobs = knobs or SearchKnobs()
         #: Extract and store local features when adding images.
         self.local_features = local_features
@@ -286,9 +306,9 @@ class SearchPipeline:
         query, cached = self.describe(data, bbox, local=config.needs_local)
         t1 = time.perf_counter()
         shortlist = max(k, config.shortlist if config.stages else k)
-        hits = self.searcher.search(query.vector[None, :], shortlist, _merge(self.knobs, knobs))[0]
+        candidates = self.searcher.candidates(query, shortlist, config, _merge(self.knobs, knobs))
         t2 = time.perf_counter()
-        result = self.reranker.rerank(query, hits, k, config, _merge(self.knobs, knobs))
+        result = self.reranker.rerank(query.local, candidates, k, config)
         t3 = time.perf_counter()
         timings = {
             "extract": (t1 - t0) * 1e3,
@@ -313,15 +333,12 @@ class SearchPipeline:
         local = got.local[0].to_bytes() if got.local else None
         thumbnail = got.thumbnails[0] if got.thumbnails else None
         item = Item(ext_id, got.vectors[0], sha256_hex(data), metadata or {}, local, thumbnail)
-        for writer in self.writers:
-            writer.add([item])
+        self.searcher.add([item])
         return item
 
     def delete(self, ext_id: str) -> bool:
-        """Delete ``ext_id`` everywhere; True when the index had it."""
-        ext_id = normalize_id(ext_id)
-        found = [writer.delete([ext_id]) for writer in self.writers]
-        return bool(found[0])
+        """Delete ``ext_id``; True when the collection had it."""
+        return bool(self.searcher.delete([normalize_id(ext_id)]))
 
 
 def _merge(base: SearchKnobs, override: SearchKnobs | None) -> SearchKnobs:

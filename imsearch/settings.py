@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     rerank_fusion: str = "interleave"
     rerank_shortlist: int = Field(100, ge=1)
     rerank_workers: int = Field(2, ge=1, le=64)
+    #: Where rerank workers read local features: a path or an fsspec URL (``s3://…``) of the
+    #: search primary's ``<data_dir>/features`` (a shared volume). Unset: that folder here.
+    feature_store: str | None = None
 
     # -- uploads and queries -------------------------------------------------------------------
     max_upload_bytes: int = 25 * 1024 * 1024
@@ -126,6 +129,9 @@ class Settings(BaseSettings):
     replica_poll_s: float = Field(5.0, gt=0)
     #: How often a service looks after its collection (whitening, vocabulary, snapshot).
     maintenance_s: float = Field(60.0, gt=0)
+    #: Log entries (adds, deletes) after which upkeep rewrites the FAISS snapshot; until then
+    #: the catalog's log is the durable delta, replayed at start (bounding restart time).
+    snapshot_ops: int = Field(10_000, ge=1)
 
     # -- access (docs/SECURITY.md) ---------------------------------------------------------------
     #: API keys for writes (and searches, with ``search_requires_key``): comma-separated,

@@ -166,6 +166,8 @@ class Cluster:
             "IMSEARCH_DATA_DIR": str(self.root / role),
             "IMSEARCH_INTERNAL_TOKEN": INTERNAL_TOKEN,
         }
+        if role == "rerank":  # the search primary's feature store, as on a shared volume
+            env["IMSEARCH_FEATURE_STORE"] = str(self.root / "search" / "features")
         if role == "gateway":
             env |= {
                 "IMSEARCH_EXTRACTOR_URL": self.urls["extractor"],

@@ -119,7 +119,9 @@ def run_eval(
         stack.callback(engine.close)
         report, n_distractors = _index(engine, dataset, options, progress)
         whitening = maybe_learn_whitening(engine.store, settings)
-        vocabulary = maybe_learn_vocabulary(engine.local, settings)
+        vocabulary = maybe_learn_vocabulary(engine.words, settings)
+        if engine.words is not None:
+            engine.words.flush()  # queries see every database image's visual words
         ids = list(dataset.database_ids)
         index = {image_id: i for i, image_id in enumerate(ids)}
         results = _run_queries(engine, dataset, options, len(engine.store), progress)

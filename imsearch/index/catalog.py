@@ -1,7 +1,8 @@
 """The catalog: the durable source of truth of a collection (SQLite).
 
 It holds, per image, the external id, the int64 id used inside FAISS, the content hash, the
-metadata and the descriptor itself, plus an append-only log of adds and deletes. A write is
+metadata, the descriptor itself, a thumbnail, where its local features are in the feature
+store and its visual words, plus an append-only log of adds and deletes. A write is
 acknowledged only after its transaction commits with ``synchronous=FULL``, so it survives a crash;
 the FAISS index is a snapshot that is brought up to date by replaying the log (see
 :mod:`imsearch.index.store`).
@@ -22,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from imsearch.index.features import FeatureRef
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS items (
@@ -33,6 +36,19 @@ CREATE TABLE IF NOT EXISTS items (
     added_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0)
 );
 CREATE INDEX IF NOT EXISTS items_sha256 ON items (sha256);
+-- Where each image's local features are in the feature store (imsearch.index.features).
+CREATE TABLE IF NOT EXISTS features (
+    int_id  INTEGER PRIMARY KEY,
+    segment INTEGER NOT NULL,
+    offset  INTEGER NOT NULL,
+    length  INTEGER NOT NULL
+);
+-- The visual words of each image's features (derived: recomputed when the vocabulary changes).
+CREATE TABLE IF NOT EXISTS words (
+    int_id INTEGER PRIMARY KEY,
+    data   BLOB NOT NULL
+);
+-- Local features as catalogs before the feature store kept them: moved out when opened.
 CREATE TABLE IF NOT EXISTS local_features (
     int_id INTEGER PRIMARY KEY,
     data   BLOB NOT NULL
@@ -57,7 +73,7 @@ class Item:
     vector: np.ndarray
     sha256: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
-    #: Serialized local features (see imsearch.features.local), stored beside the descriptor.
+    #: Serialized local features (see imsearch.features.local), written to the feature store.
     local: bytes | None = None
     #: A small JPEG for result lists (see imsearch.images.make_thumbnail).
     thumbnail: bytes | None = None
@@ -87,6 +103,10 @@ class Catalog:
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
         self._lock = threading.RLock()
+        #: A catalog written by an older version, opened read-only, lacks the newer tables.
+        self.tables = {
+            str(r[0]) for r in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
 
     def close(self) -> None:
         with self._lock:
@@ -109,13 +129,20 @@ class Catalog:
 
     # -- writes -----------------------------------------------------------------------------
 
-    def upsert(self, items: Sequence[Item]) -> list[int]:
-        """Add or replace ``items`` in one durable transaction; returns their new int ids."""
+    def upsert(
+        self, items: Sequence[Item], refs: Sequence[FeatureRef | None] | None = None
+    ) -> list[int]:
+        """Add or replace ``items`` in one durable transaction; returns their new int ids.
+
+        ``refs`` (parallel to ``items``) say where each item's local features were written;
+        those bytes are durable already, and this commit is what references them.
+        """
         new_ids: list[int] = []
+        refs = refs if refs is not None else [None] * len(items)
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for item in items:
+                for item, ref in zip(items, refs, strict=True):
                     self._delete_one(item.ext_id)
                     cursor = self._db.execute(
                         "INSERT INTO items (ext_id, sha256, metadata, vector) VALUES (?, ?, ?, ?)",
@@ -127,10 +154,11 @@ class Catalog:
                         ),
                     )
                     int_id = int(cursor.lastrowid or 0)
-                    if item.local is not None:
+                    if ref is not None:
                         self._db.execute(
-                            "INSERT INTO local_features (int_id, data) VALUES (?, ?)",
-                            (int_id, item.local),
+                            "INSERT INTO features (int_id, segment, offset, length) "
+                            "VALUES (?, ?, ?, ?)",
+                            (int_id, ref.segment, ref.offset, ref.length),
                         )
                     if item.thumbnail is not None:
                         self._db.execute(
@@ -166,7 +194,8 @@ class Catalog:
         if row is None:
             return None
         self._db.execute("DELETE FROM items WHERE int_id = ?", (row[0],))
-        self._db.execute("DELETE FROM local_features WHERE int_id = ?", (row[0],))
+        for table in ("features", "words", "local_features"):
+            self._db.execute(f"DELETE FROM {table} WHERE int_id = ?", (row[0],))
         self._db.execute("DELETE FROM thumbnails WHERE int_id = ?", (row[0],))
         self._db.execute("INSERT INTO ops (op, int_id) VALUES ('del', ?)", (row[0],))
         return int(row[0])
@@ -270,19 +299,90 @@ class Catalog:
             last = int(rows[-1][0])
             yield _stack(rows)
 
-    def local_features(self, int_ids: Sequence[int]) -> dict[int, bytes]:
-        """Serialized local features of ``int_ids`` (absent where none were stored)."""
-        out: dict[int, bytes] = {}
+    def _by_id(self, sql: str, int_ids: Sequence[int]) -> list[tuple[Any, ...]]:
+        """Rows of ``sql`` (with ``{marks}`` for the ids) for ``int_ids``, in chunks."""
+        rows: list[tuple[Any, ...]] = []
         for start in range(0, len(int_ids), 500):
             chunk = [int(i) for i in int_ids[start : start + 500]]
-            marks = ",".join("?" * len(chunk))
             with self._lock:
-                rows = self._db.execute(
-                    f"SELECT int_id, data FROM local_features WHERE int_id IN ({marks})",
-                    chunk,
-                ).fetchall()
-            out.update((int(i), bytes(d)) for i, d in rows)
-        return out
+                rows += self._db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk)
+        return rows
+
+    def feature_refs(self, int_ids: Sequence[int]) -> dict[int, FeatureRef]:
+        """Where the local features of ``int_ids`` are (absent where none were stored)."""
+        if "features" not in self.tables:
+            return {}
+        sql = "SELECT int_id, segment, offset, length FROM features WHERE int_id IN ({marks})"
+        return {
+            int(i): FeatureRef(int(s), int(o), int(n)) for i, s, o, n in self._by_id(sql, int_ids)
+        }
+
+    def legacy_local_features(self, int_ids: Sequence[int]) -> dict[int, bytes]:
+        """Local features still stored in the catalog by an older version (until moved)."""
+        sql = "SELECT int_id, data FROM local_features WHERE int_id IN ({marks})"
+        return {int(i): bytes(d) for i, d in self._by_id(sql, int_ids)}
+
+    def legacy_ids(self, limit: int) -> list[int]:
+        with self._lock:
+            rows = self._db.execute("SELECT int_id FROM local_features LIMIT ?", (limit,))
+            return [int(r[0]) for r in rows]
+
+    def move_features(self, refs: dict[int, FeatureRef]) -> None:
+        """Record where legacy local features were written, and forget their copies here."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for int_id, ref in refs.items():
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO features (int_id, segment, offset, length) "
+                        "VALUES (?, ?, ?, ?)",
+                        (int_id, ref.segment, ref.offset, ref.length),
+                    )
+                    self._db.execute("DELETE FROM local_features WHERE int_id = ?", (int_id,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def words(self, int_ids: Sequence[int]) -> dict[int, bytes]:
+        """Stored visual words of ``int_ids`` (absent where not computed)."""
+        if "words" not in self.tables:
+            return {}
+        sql = "SELECT int_id, data FROM words WHERE int_id IN ({marks})"
+        return {int(i): bytes(d) for i, d in self._by_id(sql, int_ids)}
+
+    def set_words(self, words: dict[int, bytes]) -> None:
+        """Store recomputed visual words (ids no longer in the catalog are skipped)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO words (int_id, data) "
+                    "SELECT ?, ? WHERE EXISTS (SELECT 1 FROM items WHERE int_id = ?)",
+                    [(i, d, i) for i, d in words.items()],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def clear_words(self) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM words")
+
+    def ids_without_words(self) -> list[int]:
+        """Items with local features whose visual words are not stored."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT f.int_id FROM features f LEFT JOIN words w ON w.int_id = f.int_id "
+                "WHERE w.int_id IS NULL UNION SELECT l.int_id FROM local_features l "
+                "LEFT JOIN words w ON w.int_id = l.int_id WHERE w.int_id IS NULL ORDER BY 1"
+            )
+            return [int(r[0]) for r in rows]
+
+    def vacuum(self) -> None:
+        with self._lock:
+            self._db.execute("VACUUM")
 
     def thumbnail(self, ext_id: str) -> tuple[bytes, str | None] | None:
         """The stored thumbnail of ``ext_id`` and its image's content hash."""
@@ -295,8 +395,12 @@ class Catalog:
         return None if row is None else (bytes(row[0]), None if row[1] is None else str(row[1]))
 
     def local_count(self) -> int:
+        """Images with local features (in the feature store, or not yet moved there)."""
+        return sum(self._count(t) for t in ("features", "local_features") if t in self.tables)
+
+    def _count(self, table: str) -> int:
         with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM local_features").fetchone()[0])
+            return int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
 
     def int_ids_of(self, ext_ids: Sequence[str]) -> dict[str, int]:
         if not ext_ids:

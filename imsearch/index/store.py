@@ -42,6 +42,7 @@ from imsearch.features.whitening import PCAWhitening, learn_pca_whitening
 from imsearch.fsutil import write_atomic
 from imsearch.index.builder import BuildInfo, build_index, plan
 from imsearch.index.catalog import Catalog, Item
+from imsearch.index.features import FEATURES_DIR, FeatureReader, FeatureWriter
 from imsearch.index.vectors import SearchKnobs, VectorIndex
 from imsearch.index.writer_lock import WriterLock, acquire_writer
 
@@ -97,6 +98,9 @@ class IndexStore:
 
     def _open(self, model_id: str | None, dim: int | None, spec: str) -> None:
         self.catalog = Catalog(self.data_dir / CATALOG_FILE, readonly=self.readonly)
+        features = self.data_dir / FEATURES_DIR
+        self.features = FeatureReader(features)
+        self._feature_writer = None if self.readonly else FeatureWriter(features)
         self.model_id, self.dim = self._check_identity(model_id, dim)
         self.spec = spec
         self._lock = threading.RLock()
@@ -107,6 +111,7 @@ class IndexStore:
         repaired = self._reconcile() or repaired
         if self.readonly:
             return
+        self._move_legacy_features()
         if self._needs_rebuild():
             self._rebuild_now()
         elif repaired:
@@ -261,6 +266,7 @@ class IndexStore:
                 return True
             if not ops:
                 return False
+            self._index = self._index.in_memory()  # a replica's mapped snapshot, once
             # Collapse the log: an id removed later needs no add, and remove before add.
             removed = [op.int_id for op in ops if op.op == "del"]
             added = {op.int_id for op in ops if op.op == "add"} - set(removed)
@@ -302,6 +308,14 @@ class IndexStore:
                 listener.apply(missing.tolist(), stale.tolist())
             return bool(missing.size)
 
+    def follow(self) -> int:
+        """Apply what the writer logged since this (read-only) store last looked: a replica
+        stays current between snapshots. Returns the log entries applied."""
+        with self._lock:
+            before = self._seq
+            self._catch_up()
+            return self._seq - before
+
     def subscribe(self, listener: LogListener) -> None:
         """Have ``listener`` follow every add and delete applied from now on."""
         with self._lock:
@@ -334,6 +348,17 @@ class IndexStore:
                 if old.name != name:
                     old.unlink(missing_ok=True)
 
+    def checkpoint(self, min_ops: int) -> bool:
+        """Snapshot if at least ``min_ops`` log entries are not in one (True if it did).
+
+        A snapshot rewrites the whole index, so it is taken once per ``min_ops`` changes, not
+        on a timer: in between, the catalog's log is the durable delta, replayed at start.
+        """
+        if self.readonly or self.pending_ops() < max(1, min_ops):
+            return False
+        self.snapshot()
+        return True
+
     def pending_ops(self) -> int:
         """Log entries not yet in a snapshot (they are replayed at start)."""
         return len(self.catalog.ops_since(self._snapshot_seq()))
@@ -345,8 +370,9 @@ class IndexStore:
     # -- writes -----------------------------------------------------------------------------
 
     def add(self, items: Sequence[Item]) -> list[int]:
-        """Add or replace items; durable when this returns."""
-        if self.readonly:
+        """Add or replace items — descriptor, metadata, thumbnail and local features in one
+        durable step; durable when this returns."""
+        if self.readonly or self._feature_writer is None:
             raise ConfigError("this store is read-only")
         for item in items:
             if item.vector.shape != (self.dim,):
@@ -355,9 +381,32 @@ class IndexStore:
                     f"expected ({self.dim},)"
                 )
         with self._lock:
-            ids = self.catalog.upsert(items)
+            # Features first (fsynced): the catalog's commit is what makes them referenced.
+            written = iter(self._feature_writer.append([i.local for i in items if i.local]))
+            refs = [next(written) if i.local else None for i in items]
+            ids = self.catalog.upsert(items, refs)
             self._catch_up()
         return ids
+
+    def local_features(self, int_ids: Sequence[int]) -> dict[int, bytes]:
+        """Serialized local features of ``int_ids`` (absent where none were stored)."""
+        found = self.features.read_many(self.catalog.feature_refs(int_ids))
+        if len(found) < len(int_ids):
+            found |= self.catalog.legacy_local_features([i for i in int_ids if i not in found])
+        return found
+
+    def _move_legacy_features(self, batch: int = 500) -> None:
+        """Local features an older version kept in the catalog go to the feature store."""
+        assert self._feature_writer is not None
+        moved = 0
+        while ids := self.catalog.legacy_ids(batch):
+            blobs = self.catalog.legacy_local_features(ids)
+            refs = self._feature_writer.append(list(blobs.values()))
+            self.catalog.move_features(dict(zip(blobs, refs, strict=True)))
+            moved += len(blobs)
+        if moved:
+            self.catalog.vacuum()  # give the space of the moved features back
+            log.info("moved the local features of %d images to %s", moved, FEATURES_DIR)
 
     def delete(self, ext_ids: Sequence[str]) -> int:
         """Delete by external id; returns how many existed."""
@@ -441,6 +490,7 @@ class IndexStore:
 
     def close(self) -> None:
         self.catalog.close()
+        self.features.close()
         self._release_writer()
 
     def _release_writer(self) -> None:

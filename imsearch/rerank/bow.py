@@ -1,27 +1,40 @@
 """Bag of visual words over RootSIFT: a second first stage that finds what global CNN
-descriptors miss (small, rotated or cluttered objects), with an inverted-file style search.
+descriptors miss (small, rotated or cluttered objects), with an inverted-file search.
 
-* **Vocabulary**: k-means (FAISS) on RootSIFT descriptors sampled from the collection itself,
-  learned once, like the whitening; stored as ``vocabulary.npy`` in the data directory.
+* **Vocabulary**: k-means (FAISS) on RootSIFT descriptors, learned once like the whitening;
+  stored as ``vocabulary.npy`` in the data directory.
+* **Words** of an image: its unique visual words and their counts, computed once when the
+  image is added and stored with it (:func:`encode_words`), so the index never quantizes a
+  stored image again.
 * **Weights**: tf-idf with square-rooted term frequencies (burstiness: a repeated pattern
   should not dominate), L2-normalised per image.
-* **Search**: a sparse image × word matrix; a query's score against every image is one sparse
-  product, i.e. a walk over the posting lists of the query's words only.
+* **Index**: an inverted file in CSR form — per word, the rows (images) that contain it and
+  their term weights — that can be saved and memory-mapped, plus the rows added since
+  (per-word lists) and a liveness mask for deletions. A query walks the posting lists of its
+  own words only. :meth:`BowIndex.consolidate` folds the additions into a new CSR, drops
+  deleted rows and recomputes document frequencies and norms; the owner calls it when the
+  additions are a sizeable share, so its O(postings) cost is paid once per such share.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import struct
 import threading
 from collections.abc import Iterable
-from typing import Any
+from pathlib import Path
 
 import faiss
 import numpy as np
 
-from imsearch.optional import require
+from imsearch.errors import LocalFeatureError
+from imsearch.fsutil import fsync_path, write_atomic
 
 log = logging.getLogger(__name__)
+
+_WORDS_HEADER = struct.Struct("<I")
+_ARRAYS = ("indptr", "rows", "tf", "row_ids", "norms")
 
 
 def learn_vocabulary(descriptors: np.ndarray, words: int, seed: int = 0) -> np.ndarray:
@@ -57,73 +70,251 @@ class Quantizer:
         return self._index.search(np.ascontiguousarray(descriptors, np.float32), 1)[1][:, 0]
 
 
+def encode_words(assigned: np.ndarray) -> bytes:
+    """An image's visual words (one per descriptor) as stored: unique words and counts."""
+    unique, counts = np.unique(np.asarray(assigned, dtype=np.int64), return_counts=True)
+    return (
+        _WORDS_HEADER.pack(len(unique))
+        + unique.astype("<u4").tobytes()
+        + np.minimum(counts, 65535).astype("<u2").tobytes()
+    )
+
+
+def decode_words(data: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """``(unique words, counts)`` of :func:`encode_words`'s bytes."""
+    (n,) = _WORDS_HEADER.unpack_from(data)
+    if len(data) != _WORDS_HEADER.size + 6 * n:
+        raise LocalFeatureError("stored visual words are corrupt")
+    words = np.frombuffer(data, "<u4", n, _WORDS_HEADER.size).astype(np.int64)
+    counts = np.frombuffer(data, "<u2", n, _WORDS_HEADER.size + 4 * n).astype(np.float32)
+    return words, counts
+
+
 class BowIndex:
     """tf-idf search over visual-word histograms, keyed by int64 ids."""
 
     def __init__(self, vocabulary_size: int) -> None:
         self.size = vocabulary_size
-        self._counts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._lock = threading.Lock()
-        self._matrix: Any = None  # a scipy.sparse CSC matrix, built lazily
-        self._ids = np.zeros(0, dtype=np.int64)
-        self._idf = np.zeros(vocabulary_size, dtype=np.float32)
+        self._lock = threading.RLock()
+        # The consolidated part (CSR over rows), possibly memory-mapped and then read-only.
+        self._indptr = np.zeros(vocabulary_size + 1, np.int64)
+        self._rows = np.zeros(0, np.int32)
+        self._tf = np.zeros(0, np.float16)
+        # Per row (consolidated rows first, then added ones).
+        self._row_ids: list[int] = []
+        self._row_of: dict[int, int] = {}
+        self._alive = np.zeros(0, bool)
+        self._norms = np.zeros(0, np.float32)
+        self._base_rows = 0
+        # Added since the consolidation: word -> (rows, term weights).
+        self._added: dict[int, tuple[list[int], list[float]]] = {}
+        self._df = np.zeros(vocabulary_size, np.int64)
+        self._live = 0
+        #: The live count when the norms were last computed for everyone.
+        self._norms_live = 0
 
     def __len__(self) -> int:
-        return len(self._counts)
+        return self._live
+
+    @property
+    def pending(self) -> int:
+        """Rows added or deleted since the last consolidation (what it would fold in)."""
+        return (len(self._row_ids) - self._base_rows) + int(
+            self._base_rows - self._alive[: self._base_rows].sum()
+        )
+
+    def _used(self) -> int:
+        return len(self._row_ids)
+
+    @property
+    def consolidated_rows(self) -> int:
+        return self._base_rows
+
+    # -- writes ----------------------------------------------------------------------------------
 
     def add(self, int_id: int, words: np.ndarray) -> None:
-        unique, counts = np.unique(words, return_counts=True)
+        """Add an image from its assigned words (one per descriptor)."""
+        unique, counts = np.unique(np.asarray(words, dtype=np.int64), return_counts=True)
+        self.add_counts(int_id, unique, counts.astype(np.float32))
+
+    def add_counts(self, int_id: int, unique: np.ndarray, counts: np.ndarray) -> None:
+        """Add (or replace) an image from its unique words and their counts."""
+        weights = np.sqrt(counts).astype(np.float32)
         with self._lock:
-            self._counts[int(int_id)] = (unique.astype(np.int32), counts.astype(np.float32))
-            self._matrix = None
+            self.remove([int_id])
+            row = len(self._row_ids)
+            self._row_ids.append(int(int_id))
+            self._row_of[int(int_id)] = row
+            for word, weight in zip(unique.tolist(), weights.tolist(), strict=True):
+                rows, tf = self._added.setdefault(word, ([], []))
+                rows.append(row)
+                tf.append(weight)
+            self._df[unique] += 1
+            self._live += 1
+            idf = self._idf()
+            if row >= len(self._alive):  # grow by doubling: amortised O(1) per add
+                grown = max(16, 2 * len(self._alive))
+                self._alive = np.concatenate([self._alive, np.zeros(grown - row, bool)])
+                self._norms = np.concatenate([self._norms, np.zeros(grown - row, np.float32)])
+            elif not self._alive.flags.writeable:
+                self._alive = self._alive.copy()
+            self._alive[row] = True
+            self._norms[row] = np.linalg.norm(weights * idf[unique]) if len(unique) else 0.0
 
     def remove(self, int_ids: Iterable[int]) -> None:
         with self._lock:
             for int_id in int_ids:
-                self._counts.pop(int(int_id), None)
-            self._matrix = None
+                row = self._row_of.pop(int(int_id), None)
+                if row is not None and self._alive[row]:
+                    if not self._alive.flags.writeable:
+                        self._alive = self._alive.copy()
+                    self._alive[row] = False
+                    self._live -= 1
 
-    def _build(self) -> None:
-        """(Re)build the weighted sparse matrix; lazily, after writes."""
-        sparse = require("scipy.sparse")
-        ids = np.array(sorted(self._counts), dtype=np.int64)
-        rows, cols, vals = [], [], []
-        for row, int_id in enumerate(ids):
-            words, counts = self._counts[int(int_id)]
-            rows.append(np.full(len(words), row))
-            cols.append(words)
-            vals.append(np.sqrt(counts))
-        n = len(ids)
-        if n == 0:
-            self._matrix, self._ids = sparse.csr_matrix((0, self.size), dtype=np.float32), ids
-            return
-        matrix = sparse.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-            shape=(n, self.size),
-            dtype=np.float32,
-        )
-        df = np.bincount(matrix.indices, minlength=self.size)
-        self._idf = np.log((n + 1) / (df + 1)).astype(np.float32)
-        matrix = matrix @ sparse.diags(self._idf)
-        norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-        self._matrix = sparse.diags(1.0 / np.maximum(norms, 1e-12)) @ matrix
-        self._matrix = self._matrix.tocsc()
-        self._ids = ids
+    # -- search ----------------------------------------------------------------------------------
+
+    def _idf(self) -> np.ndarray:
+        return np.log((self._live + 1) / (self._df + 1)).astype(np.float32)
 
     def search(self, words: np.ndarray, n: int) -> list[tuple[int, float]]:
-        """Top-``n`` ``(int_id, cosine)`` for a query's visual words."""
+        """Top-``n`` ``(int_id, cosine)`` for a query's assigned words."""
+        if self._live == 0 or len(words) == 0:
+            return []
+        unique, counts = np.unique(np.asarray(words, dtype=np.int64), return_counts=True)
         with self._lock:
-            if self._matrix is None:
-                self._build()
-            matrix, ids, idf = self._matrix, self._ids, self._idf
-        if len(ids) == 0 or len(words) == 0:
-            return []
-        unique, counts = np.unique(words, return_counts=True)
-        weights = np.sqrt(counts.astype(np.float32)) * idf[unique]
-        norm = float(np.linalg.norm(weights))
-        if norm == 0:
-            return []
-        assert matrix is not None
-        scores = np.asarray(matrix[:, unique] @ (weights / norm)).ravel()
-        top = np.argsort(-scores)[:n]
-        return [(int(ids[i]), float(scores[i])) for i in top if scores[i] > 0]
+            self._refresh_norms()
+            idf = self._idf()
+            query = np.sqrt(counts.astype(np.float32)) * idf[unique]
+            norm = float(np.linalg.norm(query))
+            if norm == 0:
+                return []
+            used = self._used()
+            rows, values = self._postings(unique, query * idf[unique] / norm)
+            scores = np.bincount(rows, values, minlength=used).astype(np.float32)
+            scores /= np.maximum(self._norms[:used], 1e-12)
+            scores[~self._alive[:used]] = 0
+            row_ids = self._row_ids
+        top = np.argpartition(-scores, min(n, len(scores) - 1))[:n]
+        top = top[np.argsort(-scores[top])]
+        return [(row_ids[r], float(scores[r])) for r in top if scores[r] > 0]
+
+    def _postings(self, words: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and weighted term values of every posting of ``words``."""
+        starts, ends = self._indptr[words], self._indptr[words + 1]
+        rows = [self._rows[s:e] for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+        vals = [
+            self._tf[s:e].astype(np.float32) * w
+            for s, e, w in zip(starts.tolist(), ends.tolist(), weights.tolist(), strict=True)
+        ]
+        for word, weight in zip(words.tolist(), weights.tolist(), strict=True):
+            added = self._added.get(word)
+            if added:
+                rows.append(np.asarray(added[0], np.int32))
+                vals.append(np.asarray(added[1], np.float32) * weight)
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        return np.concatenate(rows).astype(np.int64), np.concatenate(vals)
+
+    # -- consolidation and persistence ------------------------------------------------------------
+
+    def consolidate(self) -> None:
+        """Fold the added rows into the CSR, drop deleted rows, recompute df and norms."""
+        with self._lock:
+            words_b = np.repeat(np.arange(self.size), np.diff(self._indptr))
+            keep = self._alive[self._rows] if len(self._rows) else np.zeros(0, bool)
+            words_list = [words_b[keep]]
+            rows_list = [self._rows[keep].astype(np.int64)]
+            tf_list = [self._tf[keep].astype(np.float32)]
+            self._alive = self._alive[: self._used()]
+            for word, (rows, tf) in self._added.items():
+                alive = self._alive[np.asarray(rows, np.int64)]
+                words_list.append(np.full(int(alive.sum()), word, np.int64))
+                rows_list.append(np.asarray(rows, np.int64)[alive])
+                tf_list.append(np.asarray(tf, np.float32)[alive])
+            words_all = np.concatenate(words_list)
+            order = np.argsort(words_all, kind="stable")
+            old_rows = np.concatenate(rows_list)[order]
+            tf_all = np.concatenate(tf_list)[order]
+            live_rows = np.flatnonzero(self._alive)
+            renumber = np.full(len(self._row_ids), -1, np.int64)
+            renumber[live_rows] = np.arange(len(live_rows))
+            self._indptr = np.concatenate(
+                [[0], np.cumsum(np.bincount(words_all, minlength=self.size))]
+            )
+            self._rows = renumber[old_rows].astype(np.int32)
+            self._tf = tf_all.astype(np.float16)
+            self._row_ids = [self._row_ids[r] for r in live_rows.tolist()]
+            self._row_of = {int_id: row for row, int_id in enumerate(self._row_ids)}
+            self._alive = np.ones(len(self._row_ids), bool)
+            self._base_rows = len(self._row_ids)
+            self._added = {}
+            self._live = len(self._row_ids)
+            self._df = np.diff(self._indptr).astype(np.int64)
+            self._recompute_norms()
+
+    def _recompute_norms(self) -> None:
+        """Every row's norm under the current idf (base and added rows)."""
+        idf = self._idf()
+        words = [np.repeat(np.arange(self.size), np.diff(self._indptr))]
+        rows = [self._rows.astype(np.int64)]
+        tf = [self._tf.astype(np.float32)]
+        for word, (added_rows, added_tf) in self._added.items():
+            words.append(np.full(len(added_rows), word, np.int64))
+            rows.append(np.asarray(added_rows, np.int64))
+            tf.append(np.asarray(added_tf, np.float32))
+        weighted = (np.concatenate(tf) * idf[np.concatenate(words)]) ** 2
+        used = self._used()
+        norms = np.sqrt(np.bincount(np.concatenate(rows), weighted, minlength=used))
+        self._norms = np.concatenate(
+            [norms.astype(np.float32), np.zeros(len(self._alive) - used, np.float32)]
+        )
+        self._norms_live = self._live
+
+    def _refresh_norms(self) -> None:
+        """Norms follow the idf, which moves with the collection: recompute them once it has
+        grown or shrunk by a tenth since they were (amortised O(1) per add)."""
+        if abs(self._live - self._norms_live) > 0.1 * self._norms_live:
+            self._recompute_norms()
+
+    def save(self, directory: Path) -> None:
+        """Write the consolidated index (consolidating first) as .npy files, fsynced."""
+        with self._lock:
+            if self.pending:
+                self.consolidate()
+            directory.mkdir(parents=True, exist_ok=True)
+            arrays = {
+                "indptr": self._indptr,
+                "rows": self._rows,
+                "tf": self._tf,
+                "row_ids": np.asarray(self._row_ids, np.int64),
+                "norms": self._norms[: self._used()],
+            }
+            for name, array in arrays.items():
+                with open(directory / f"{name}.npy", "wb") as fh:
+                    np.save(fh, np.ascontiguousarray(array))
+                fsync_path(directory / f"{name}.npy")
+            write_atomic(directory / "meta.json", json.dumps({"size": self.size}).encode())
+
+    @classmethod
+    def load(cls, directory: Path, mmap: bool = True) -> BowIndex:
+        """An index saved by :meth:`save`; its CSR memory-mapped (read-only) by default."""
+        meta = json.loads((directory / "meta.json").read_text())
+        index = cls(int(meta["size"]))
+        arrays = {
+            name: np.load(directory / f"{name}.npy", mmap_mode="r" if mmap else None)
+            for name in _ARRAYS
+        }
+        index._indptr = np.asarray(arrays["indptr"], np.int64)
+        index._rows, index._tf = arrays["rows"], arrays["tf"]
+        index._row_ids = [int(i) for i in np.asarray(arrays["row_ids"])]
+        index._row_of = {int_id: row for row, int_id in enumerate(index._row_ids)}
+        index._alive = np.ones(len(index._row_ids), bool)
+        index._norms = np.array(arrays["norms"], np.float32)
+        index._base_rows = index._live = index._norms_live = len(index._row_ids)
+        index._df = np.diff(index._indptr).astype(np.int64)
+        return index
+
+    def ids(self) -> np.ndarray:
+        """The int ids of the live rows."""
+        with self._lock:
+            return np.asarray(self._row_ids, np.int64)[self._alive[: self._used()]]

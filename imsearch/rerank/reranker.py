@@ -13,6 +13,13 @@ features). ``none`` keeps the first-stage order. ``spatial``:
 3. puts the verified ones (``inliers ≥ min_inliers``) first by inliers, then the rest in the
    merged order, and answers ``no_confident_match`` when none verified.
 
+The work is split by what it needs. :class:`CandidateFinder` runs where the collection's
+index is (the search service, or the embedded engine): QE, DBA, diffusion, the visual-word
+shortlist and the fusion, handing on ranked :class:`Candidate` s, the first ``m`` with the
+references of their local features. :class:`SpatialReranker` runs where verification is (the
+rerank workers, or the same process): it reads those features from the feature store and
+keeps nothing per image.
+
 Scores in the result decrease down the list. Without ``spatial`` a hit's score is its cosine
 (or diffusion score); with it, a verified hit scores ``inliers + cosine`` (at least
 ``min_inliers``) and any other hit ``1 / (2 + position in the merged list)``, at most 0.5.
@@ -22,19 +29,22 @@ Scores in the result decrease down the list. Without ``spatial`` a hit's score i
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from imsearch.errors import ConfigError
 from imsearch.features.local import LocalFeatures
-from imsearch.index.store import IndexStore
+from imsearch.index.features import FeatureRef
 from imsearch.index.vectors import SearchKnobs
 from imsearch.rerank.global_rerank import DatabaseGraph, diffuse, expand_query
-from imsearch.rerank.local_index import LocalIndex
 from imsearch.rerank.spatial import VerifyParams
+
+if TYPE_CHECKING:
+    from imsearch.index.store import IndexStore
+    from imsearch.rerank.verifier import Verifier
+    from imsearch.rerank.visual_words import VisualWords
 
 STAGES = ("qe", "dba", "diffusion", "spatial")
 FUSIONS = ("interleave", "rrf", "global", "visual")
@@ -139,74 +149,79 @@ class RerankResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-class Reranker:
-    """Runs the configured stages over an embedded store and local index."""
+@dataclass(frozen=True)
+class Candidate:
+    """A first-stage hit on its way to verification."""
 
-    def __init__(
-        self,
-        store: IndexStore,
-        local: LocalIndex | None = None,
-        config: RerankConfig | None = None,
-        workers: int = 2,
-    ) -> None:
+    id: str
+    #: Its ranking score: cosine, diffusion score, or ``1 / (2 + position)`` once fused.
+    score: float
+    #: Cosine of the global descriptors in the index's space.
+    global_score: float
+    #: Where its local features are (set for the candidates that will be verified).
+    ref: FeatureRef | None = None
+
+
+@dataclass
+class Candidates:
+    hits: list[Candidate]
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class CandidateFinder:
+    """The stages that need the collection itself — global re-ranking (QE, DBA, diffusion)
+    and the visual-word shortlist with its fusion — run where the index is. They hand on
+    ranked candidates, the first ``m`` with the references of their local features."""
+
+    def __init__(self, store: IndexStore, words: VisualWords | None = None) -> None:
         self.store = store
-        self.local = local
-        self.config = config or RerankConfig()
-        self.config.stages  # noqa: B018 - validate the method early
+        self.words = words
         self.graph = DatabaseGraph()
         self._graph_lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="verify")
         store.subscribe(self)
 
     def apply(self, added: Any, removed: Any) -> None:  # store log listener
         self.graph.mark_dirty()
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False)
-
-    def rerank(
+    def find(
         self,
         query: QueryFeatures,
         hits: list[Any],
-        k: int,
-        config: RerankConfig | None = None,
+        config: RerankConfig,
         knobs: SearchKnobs | None = None,
-    ) -> RerankResult:
-        """Re-rank first-stage ``hits`` (objects with ``id`` and ``score``), keep ``k``."""
-        config = config or self.config
+    ) -> Candidates:
+        """Re-rank first-stage ``hits`` (objects with ``id`` and ``score``) for ``config``."""
         stages = config.stages
-        ranked = [RankedHit(h.id, h.score, h.score) for h in hits]
+        ranked = [Candidate(h.id, h.score, h.score) for h in hits]
         q = self.store.transform(query.vector)[0]
         if "qe" in stages and ranked:
             ranked = self._query_expansion(q, ranked, config, knobs)
         if "dba" in stages and ranked:
             ranked = self._dba(q, ranked, config)
         if "diffusion" in stages and ranked:
-            ranked = self._diffusion(q, ranked, config, knobs)
+            ranked = self._diffusion(q, ranked, config)
         if "spatial" not in stages:
-            return RerankResult(ranked[:k])
-        if self.local is None:
-            raise ConfigError("spatial re-ranking needs local features (IMSEARCH_LOCAL_FEATURES)")
+            return Candidates(ranked)
         if query.local is None:
             raise ConfigError("spatial re-ranking needs the query's local features")
-        return self._spatial(q, query.local, ranked, k, config)
+        return self._shortlist(q, query.local, ranked, config)
 
     # -- global stages ---------------------------------------------------------------------------
 
     def _query_expansion(
         self,
         q: np.ndarray,
-        ranked: list[RankedHit],
+        ranked: list[Candidate],
         config: RerankConfig,
         knobs: SearchKnobs | None,
-    ) -> list[RankedHit]:
+    ) -> list[Candidate]:
         top = ranked[: config.qe_n]
         vectors = self.store.vectors([h.id for h in top])
         neighbours = np.stack([vectors[h.id] for h in top])
         scores = np.array([h.global_score for h in top])
         expanded = expand_query(q, neighbours, scores, config.qe_n, config.qe_alpha)
         hits = self.store.search_transformed(expanded[None], len(ranked), knobs)[0]
-        return [RankedHit(h.id, h.score, h.score) for h in hits]
+        return [Candidate(h.id, h.score, h.score) for h in hits]
 
     def _database(self) -> DatabaseGraph:
         with self._graph_lock:
@@ -214,24 +229,20 @@ class Reranker:
                 self.graph.load(*self.store.all_vectors())
             return self.graph
 
-    def _dba(self, q: np.ndarray, ranked: list[RankedHit], config: RerankConfig) -> list[RankedHit]:
+    def _dba(self, q: np.ndarray, ranked: list[Candidate], config: RerankConfig) -> list[Candidate]:
         graph = self._database()
         augmented = graph.dba_vectors(config.dba_n, config.dba_alpha)
         position = {image_id: i for i, image_id in enumerate(graph.ids)}
         rows = [position[h.id] for h in ranked if h.id in position]
         scores = augmented[rows] @ q
         rescored = [
-            RankedHit(graph.ids[r], float(s), float(s)) for r, s in zip(rows, scores, strict=True)
+            Candidate(graph.ids[r], float(s), float(s)) for r, s in zip(rows, scores, strict=True)
         ]
         return sorted(rescored, key=lambda h: -h.score)
 
     def _diffusion(
-        self,
-        q: np.ndarray,
-        ranked: list[RankedHit],
-        config: RerankConfig,
-        knobs: SearchKnobs | None,
-    ) -> list[RankedHit]:
+        self, q: np.ndarray, ranked: list[Candidate], config: RerankConfig
+    ) -> list[Candidate]:
         graph = self._database()
         matrix = graph.diffusion_matrix(config.diffusion_alpha, config.diffusion_gamma)
         position = {image_id: i for i, image_id in enumerate(graph.ids)}
@@ -245,7 +256,7 @@ class Reranker:
         cosine = {h.id: h.global_score for h in ranked}
         order = np.argsort(-scores)[: len(ranked)]
         return [
-            RankedHit(
+            Candidate(
                 graph.ids[i],
                 float(scores[i]),
                 cosine.get(graph.ids[i], float(graph.vectors[i] @ q)),
@@ -253,19 +264,19 @@ class Reranker:
             for i in order
         ]
 
-    # -- local stage ---------------------------------------------------------------------------
+    # -- the visual-word shortlist and the fusion -----------------------------------------------
 
-    def _spatial(
+    def _shortlist(
         self,
         q: np.ndarray,
         query_local: LocalFeatures,
-        ranked: list[RankedHit],
-        k: int,
+        ranked: list[Candidate],
         config: RerankConfig,
-    ) -> RerankResult:
-        assert self.local is not None
+    ) -> Candidates:
         catalog = self.store.catalog
-        visual = self.local.shortlist(query_local, max(config.m, config.shortlist))
+        visual = (
+            self.words.shortlist(query_local, max(config.m, config.shortlist)) if self.words else []
+        )
         visual_names = catalog.ext_ids([i for i, _ in visual])
         visual_ids = [visual_names[i] for i, _ in visual if i in visual_names]
         fused = fuse(config.fusion, visual_ids, [h.id for h in ranked])  # id -> score, best first
@@ -273,36 +284,77 @@ class Reranker:
         missing = [i for i in fused if i not in cosine]
         for image_id, vec in self.store.vectors(missing).items():
             cosine[image_id] = float(vec @ q)
-        candidates = list(fused)[: config.m]
-        int_ids = catalog.int_ids_of(candidates)
+        verified = list(fused)[: config.m]
+        int_ids = catalog.int_ids_of(verified)
+        refs = catalog.feature_refs(list(int_ids.values()))
+        hits = [
+            Candidate(c, score, cosine.get(c, 0.0), refs.get(int_ids.get(c, -1)))
+            for c, score in fused.items()
+        ]
+        return Candidates(hits, {"visual_shortlist": len(visual_ids)})
+
+
+class SpatialReranker:
+    """Verifies the first ``m`` candidates that carry a feature reference, puts the verified
+    ones first by inliers and says when none verified: the rerank worker's whole job."""
+
+    def __init__(
+        self, verifier: Verifier | None = None, config: RerankConfig | None = None
+    ) -> None:
+        self.verifier = verifier
+        self.config = config or RerankConfig()
+        self.config.stages  # noqa: B018 - validate the method early
+
+    def close(self) -> None:
+        if self.verifier is not None:
+            self.verifier.close()
+
+    def rerank(
+        self,
+        query: LocalFeatures | None,
+        candidates: Candidates,
+        k: int,
+        config: RerankConfig | None = None,
+    ) -> RerankResult:
+        """Verify ``candidates`` against the query's local features; keep ``k``."""
+        config = config or self.config
+        hits = candidates.hits
+        if "spatial" not in config.stages:
+            ranked = [RankedHit(c.id, c.score, c.global_score) for c in hits[:k]]
+            return RerankResult(ranked, details=dict(candidates.details))
+        if self.verifier is None:
+            raise ConfigError("spatial re-ranking needs local features (IMSEARCH_LOCAL_FEATURES)")
+        if query is None:
+            raise ConfigError("spatial re-ranking needs the query's local features")
+        chosen = [c for c in hits[: config.m] if c.ref is not None]
         params = VerifyParams(ratio=config.ratio, min_inliers=config.min_inliers)
-        checks = self.local.verify(
-            query_local,
-            [int_ids[c] for c in candidates if c in int_ids],
-            params,
-            self._pool,
-            config.early_exit_inliers,
+        checks = self.verifier.verify(
+            query, [c.ref for c in chosen if c.ref], params, config.early_exit_inliers
         )
-        names = {v: e for e, v in int_ids.items()}
-        inliers = {names[i]: v.inliers for i, v in checks.items()}
-        pairs = {names[i]: _as_tuples(v.pairs) for i, v in checks.items()}
+        done = {c.id: v for c, v in zip(chosen, checks, strict=True) if v is not None}
+        inliers = {i: v.inliers for i, v in done.items()}
         verified = sorted(
-            (c for c in candidates if inliers.get(c, 0) >= config.min_inliers),
-            key=lambda c: (-inliers[c], -cosine.get(c, 0.0)),
+            (c for c in hits[: config.m] if inliers.get(c.id, 0) >= config.min_inliers),
+            key=lambda c: (-inliers[c.id], -c.global_score),
         )
-        verified_set = set(verified)
+        verified_ids = {c.id for c in verified}
         out = [
             RankedHit(
-                c, inliers[c] + cosine.get(c, 0.0), cosine.get(c, 0.0), inliers[c], True, pairs[c]
+                c.id,
+                inliers[c.id] + c.global_score,
+                c.global_score,
+                inliers[c.id],
+                True,
+                _as_tuples(done[c.id].pairs),
             )
             for c in verified
         ]
         out += [
-            RankedHit(c, fused[c], cosine.get(c, 0.0), inliers.get(c))
-            for c in fused
-            if c not in verified_set
+            RankedHit(c.id, c.score, c.global_score, inliers.get(c.id))
+            for c in hits
+            if c.id not in verified_ids
         ]
-        details = {"verified": len(checks), "visual_shortlist": len(visual_ids)}
+        details = {**candidates.details, "verified": len(done)}
         return RerankResult(out[:k], no_confident_match=not verified, details=details)
 
 

@@ -6,7 +6,10 @@
   buried under every request at once — which on shared CPUs only slows each of them past the
   timeout — and the timeout measures the service, not the queue in front of it.
 * Only idempotent calls are retried, with exponential backoff, and only on failures that
-  say nothing was done (connection refused, 502/503/504).
+  say nothing was done (connection refused or reset, 502/503/504).
+* A URL may list several replicas (``http://a:8080,http://b:8080``): calls take turns, and an
+  idempotent call that fails on one is retried on the next — a stateless service keeps
+  answering while one of its replicas is killed.
 * A service that is down or too slow becomes :class:`~imsearch.errors.DependencyUnavailable`
   (a 503 at the edge); a domain error the service answered with is raised again as the same
   class, so a ``model_mismatch`` in the search service is a ``model_mismatch`` at the gateway.
@@ -14,6 +17,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -46,21 +50,29 @@ class ServiceClient:
         queue_timeout_s: float = 60.0,
     ) -> None:
         self.name = name
-        self.base_url = base_url.rstrip("/")
-        self.retries = retries
+        self.base_urls = [u.strip().rstrip("/") for u in base_url.split(",") if u.strip()]
+        self.base_url = ",".join(self.base_urls)
+        # With several replicas, a failed idempotent call is worth one try on each of them.
+        self.retries = max(retries, len(self.base_urls) - 1)
         self.queue_timeout_s = queue_timeout_s
         self._slots = threading.BoundedSemaphore(max_in_flight)
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            timeout=httpx.Timeout(timeout_s, connect=min(2.0, timeout_s)),
-            limits=httpx.Limits(
-                max_connections=max_in_flight, max_keepalive_connections=min(16, max_in_flight)
-            ),
-            headers={INTERNAL_TOKEN_HEADER: token} if token else None,
-        )
+        self._turn = itertools.count()
+        self._clients = [
+            httpx.Client(
+                base_url=url,
+                timeout=httpx.Timeout(timeout_s, connect=min(2.0, timeout_s)),
+                limits=httpx.Limits(
+                    max_connections=max_in_flight,
+                    max_keepalive_connections=min(16, max_in_flight),
+                ),
+                headers={INTERNAL_TOKEN_HEADER: token} if token else None,
+            )
+            for url in self.base_urls
+        ]
 
     def close(self) -> None:
-        self._http.close()
+        for client in self._clients:
+            client.close()
 
     def call(self, path: str, request: Message, response: type[M], idempotent: bool) -> M:
         """POST ``request`` to ``path`` and parse the answer as ``response``."""
@@ -80,10 +92,14 @@ class ServiceClient:
         return self._send("GET", path, idempotent=True).json()
 
     def ready(self) -> bool:
-        try:
-            return self._http.get("/readyz", timeout=2.0).status_code == 200
-        except httpx.HTTPError:
-            return False
+        """At least one replica answers /readyz with 200."""
+        for client in self._clients:
+            try:
+                if client.get("/readyz", timeout=2.0).status_code == 200:
+                    return True
+            except httpx.HTTPError:
+                pass
+        return False
 
     def _send(self, method: str, path: str, idempotent: bool, **kwargs: Any) -> httpx.Response:
         if not self._slots.acquire(timeout=self.queue_timeout_s):
@@ -98,9 +114,11 @@ class ServiceClient:
 
     def _attempts(self, method: str, path: str, idempotent: bool, **kwargs: Any) -> httpx.Response:
         attempts = 1 + (self.retries if idempotent else 0)
+        first = next(self._turn)
         for attempt in range(attempts):
+            client = self._clients[(first + attempt) % len(self._clients)]
             try:
-                reply = self._http.request(method, path, **kwargs)
+                reply = client.request(method, path, **kwargs)
             except httpx.TimeoutException as exc:
                 # A timed-out request may have been done: never repeat it blindly.
                 raise DependencyUnavailable(
@@ -111,7 +129,7 @@ class ServiceClient:
                     time.sleep(0.1 * 2**attempt)
                     continue
                 raise DependencyUnavailable(
-                    f"the {self.name} service at {self.base_url} is unreachable ({exc})"
+                    f"the {self.name} service at {client.base_url} is unreachable ({exc})"
                 ) from exc
             if reply.status_code in _RETRY_STATUS and attempt + 1 < attempts:
                 time.sleep(0.1 * 2**attempt)

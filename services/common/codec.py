@@ -13,9 +13,10 @@ from imsearch.features.local import LocalFeatures
 from imsearch.ids import normalize_id
 from imsearch.images import BBox
 from imsearch.index.catalog import Item
+from imsearch.index.features import MAX_RECORD_BYTES, FeatureRef
 from imsearch.index.store import Hit
 from imsearch.index.vectors import SearchKnobs
-from imsearch.rerank.reranker import RankedHit, RerankConfig, RerankResult
+from imsearch.rerank.reranker import Candidate, RankedHit, RerankConfig, RerankResult
 from services.contracts.v1 import messages_pb2 as pb
 
 PROTOBUF = "application/x-protobuf"
@@ -93,16 +94,16 @@ def knobs_from_pb(message: pb.SearchKnobs) -> SearchKnobs:
     return SearchKnobs(message.nprobe or None, message.ef_search or None, message.k_factor or None)
 
 
-def item_to_pb(item: Item, with_local: bool) -> pb.Item:
+def item_to_pb(item: Item) -> pb.Item:
     message = pb.Item(
         id=item.ext_id,
         vector=vector_to_pb(item.vector),
         sha256=item.sha256 or "",
         metadata_json=json.dumps(item.metadata, ensure_ascii=False),
     )
-    if with_local and item.local is not None:
+    if item.local is not None:
         message.local.CopyFrom(local_to_pb(LocalFeatures.from_bytes(item.local)))
-    if not with_local and item.thumbnail is not None:  # thumbnails live with the index
+    if item.thumbnail is not None:
         message.thumbnail = item.thumbnail
     return message
 
@@ -133,6 +134,34 @@ def hits_to_pb(hits: list[Hit]) -> list[pb.Hit]:
 
 def hits_from_pb(hits: Any) -> list[Hit]:
     return [Hit(h.id, float(h.score)) for h in hits]
+
+
+def candidates_to_pb(candidates: list[Candidate]) -> list[pb.Hit]:
+    out = []
+    for c in candidates:
+        hit = pb.Hit(id=c.id, score=c.score, global_score=c.global_score)
+        if c.ref is not None:
+            hit.ref.CopyFrom(pb.FeatureRef(segment=c.ref.segment, offset=c.ref.offset,
+                                           length=c.ref.length))  # fmt: skip
+        out.append(hit)
+    return out
+
+
+def candidates_from_pb(hits: Any) -> list[Candidate]:
+    """Candidates from a message; ids follow the public rules, references must be sane."""
+    out = []
+    for h in hits:
+        ref = None
+        if h.HasField("ref"):
+            if h.ref.offset < 16 or not 0 < h.ref.length <= MAX_RECORD_BYTES:
+                raise ConfigError(f"candidate {h.id!r}: a feature reference out of range")
+            ref = FeatureRef(int(h.ref.segment), int(h.ref.offset), int(h.ref.length))
+        score = float(h.score)
+        cosine = float(h.global_score) if h.HasField("global_score") else score
+        if not (np.isfinite(score) and np.isfinite(cosine)):
+            raise ConfigError(f"candidate {h.id!r}: a score that is not a number")
+        out.append(Candidate(normalize_id(h.id), score, cosine, ref))
+    return out
 
 
 def rerank_config_to_pb(config: RerankConfig) -> pb.RerankConfig:

@@ -2,8 +2,9 @@
 
     IMSEARCH_EXTRACTOR_URL  unset → the network runs in the gateway
     IMSEARCH_SEARCH_URL     unset → the index lives in the gateway's data directory
-    IMSEARCH_RERANK_URL     unset → re-ranking runs in the gateway (sharing the in-process
-                            index when there is one, else keeping its own copy)
+    IMSEARCH_RERANK_URL     unset → verification runs in the gateway, reading local features
+                            from the feature store (the in-process index's, or
+                            IMSEARCH_FEATURE_STORE when the search service is remote)
     IMSEARCH_REDIS_URL      unset → an in-process LRU caches query descriptors
 
 With none of them set this is the embedded engine: one process, one data directory.
@@ -17,6 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from imsearch.collection import collection_stages, verification
+from imsearch.errors import ConfigError
 from imsearch.features.local import SiftExtractor
 from imsearch.index.store import IndexStore
 from imsearch.indexing import maintain_collection
@@ -24,21 +27,19 @@ from imsearch.pipeline import (
     DescriptorCache,
     DescriptorExtractor,
     InProcessExtractor,
+    LocalSearcher,
     LRUCache,
     Reranker,
     Searcher,
     SearchPipeline,
-    Writer,
 )
-from imsearch.rerank.local_index import LocalIndex
-from imsearch.rerank.reranker import Reranker as LocalReranker
+from imsearch.rerank.visual_words import VisualWords
 from imsearch.settings import Settings
 from services.common.access import internal_token
 from services.common.cache import RedisCache
 from services.common.client import ServiceClient
 from services.contracts.v1 import messages_pb2 as pb
 from services.extractor.client import RemoteExtractor
-from services.rerank.app import RerankState
 from services.rerank.client import RemoteReranker
 from services.search.client import RemoteSearcher
 
@@ -111,7 +112,7 @@ def compose(settings: Settings) -> Gateway:
     try:
         extractor = _extractor(settings, clients)
         searcher, store = _searcher(settings, clients, extractor, gateway)
-        reranker, writers = _reranker(settings, clients, extractor, store, gateway)
+        reranker = _reranker(settings, clients, store, gateway)
     except BaseException:
         gateway.close()  # what was opened so far: the caller may try again
         raise
@@ -122,7 +123,6 @@ def compose(settings: Settings) -> Gateway:
         reranker,
         settings.search_knobs(),
         local_features=settings.local_features,
-        writers=[searcher, *writers],
     )
     return gateway
 
@@ -152,40 +152,31 @@ def _searcher(
         return remote, None
     # An index held here needs the model's identity now (a remote extractor must answer).
     store = IndexStore(settings.data_dir, extractor.model_id, extractor.dim, settings.index_spec)
+    words, finder = collection_stages(store, settings.local_features)
     gateway.info, gateway.stats = store.catalog.info, store.stats
     gateway.thumbnail = store.catalog.thumbnail
-    gateway.closers.append(lambda: _close_store(store))
-    if "rerank" in clients:  # nothing else in this process looks after the index
-        gateway.maintainers.append(lambda: maintain_collection(store, None, settings))
-    return store, store
+    gateway.closers.append(lambda: _close_store(store, words, settings))
+    gateway.maintainers.append(lambda: maintain_collection(store, words, settings))
+    return LocalSearcher(store, finder), store
 
 
 def _reranker(
     settings: Settings,
     clients: dict[str, ServiceClient],
-    extractor: DescriptorExtractor,
     store: IndexStore | None,
     gateway: Gateway,
-) -> tuple[Reranker, list[Writer]]:
-    """The re-ranker and the extra stores an added image must reach."""
+) -> Reranker:
+    """Verification: in the rerank workers, or here over the feature store."""
     if "rerank" in clients:
-        config = settings.rerank_config()
-        remote = RemoteReranker(clients["rerank"], config, lambda: extractor.model_id)
-        return remote, [remote]
-    if store is not None:  # share the in-process index
-        local = LocalIndex(store.catalog, settings.data_dir)
-        store.subscribe(local)
-        reranker = LocalReranker(store, local, settings.rerank_config(), settings.rerank_workers)
-        gateway.closers.append(reranker.close)
-        gateway.maintainers.append(lambda: maintain_collection(store, local, settings))
-        return reranker, []
-    copy = RerankState(settings)
-    copy.open(extractor.model_id, extractor.dim)
-    assert copy.reranker is not None and copy.store is not None
-    copy_store, copy_local = copy.store, copy.local
-    gateway.closers.append(copy.close)
-    gateway.maintainers.append(lambda: maintain_collection(copy_store, copy_local, settings))
-    return copy.reranker, [copy_store]
+        return RemoteReranker(clients["rerank"], settings.rerank_config())
+    if store is None and not settings.feature_store and settings.rerank_config().needs_local:
+        raise ConfigError(
+            "verifying here while the search service is remote needs IMSEARCH_FEATURE_STORE: "
+            "the search primary's features folder (a shared volume) or URL"
+        )
+    reranker = verification(settings, store.features.root if store else None)
+    gateway.closers.append(reranker.close)
+    return reranker
 
 
 def _embedded(settings: Settings) -> Gateway:
@@ -200,7 +191,7 @@ def _embedded(settings: Settings) -> Gateway:
         engine.store.catalog.info,
         engine.store.stats,
         engine.store.catalog.thumbnail,
-        maintainers=[lambda: maintain_collection(engine.store, engine.local, settings)],
+        maintainers=[lambda: maintain_collection(engine.store, engine.words, settings)],
         closers=[engine.close],
     )
 
@@ -211,8 +202,10 @@ def _cache(settings: Settings) -> DescriptorCache:
     return LRUCache(settings.cache_size)
 
 
-def _close_store(store: IndexStore) -> None:
-    store.snapshot()
+def _close_store(store: IndexStore, words: VisualWords | None, settings: Settings) -> None:
+    store.checkpoint(settings.snapshot_ops)
+    if words is not None:
+        words.maintain()
     store.close()
 
 

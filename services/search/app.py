@@ -1,4 +1,10 @@
-"""The search service: owns the ANN index, the id map and their persistence.
+"""The search service: the collection's one system of record.
+
+It owns the ANN index, the id map, metadata, thumbnails, the local-feature store and the
+visual-word shortlist, and their persistence. An add is one durable write of all of them.
+A search with a re-ranking configuration also runs the stages that need the collection
+(QE, DBA, diffusion, the visual-word shortlist and its fusion) and hands back candidates with
+the references of their local features, which the stateless rerank workers verify.
 
     POST /v1/search   SearchRequest → SearchResponse
     POST /v1/add      AddRequest → AddResponse      (same id and content again: nothing changes)
@@ -7,10 +13,12 @@
     GET  /v1/stats    JSON
     GET  /healthz /readyz /metrics
 
-With ``IMSEARCH_REPLICA=1`` it serves the data directory read-only: it maps the snapshot and,
-whenever ``snapshot.json`` changes, opens the new one and swaps it in between two requests
-(no downtime); writes are refused. Otherwise it learns the whitening when the collection is
-large enough and snapshots the log every ``IMSEARCH_MAINTENANCE_S`` seconds.
+With ``IMSEARCH_REPLICA=1`` it serves the data directory read-only: it maps the snapshot,
+applies the primary's log as it grows (every ``IMSEARCH_REPLICA_POLL_S``), and whenever
+``snapshot.json`` changes opens the new one and swaps it in between two requests (no
+downtime); writes are refused. Otherwise it learns the whitening when the collection is
+large enough and, in the same upkeep (every ``IMSEARCH_MAINTENANCE_S``), rewrites its snapshot
+once ``IMSEARCH_SNAPSHOT_OPS`` log entries are not in it.
 """
 
 from __future__ import annotations
@@ -28,10 +36,14 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from imsearch.collection import collection_stages
 from imsearch.errors import ConfigError, IndexNotReady, ModelMismatch
 from imsearch.index.catalog import Item
 from imsearch.index.store import SNAPSHOT_FILE, IndexStore
 from imsearch.indexing import maintain_collection
+from imsearch.pipeline import LocalSearcher
+from imsearch.rerank.reranker import CandidateFinder, QueryFeatures
+from imsearch.rerank.visual_words import VisualWords
 from imsearch.settings import Settings
 from services.common.access import install_internal_access
 from services.common.app import (
@@ -46,7 +58,16 @@ from services.common.app import (
     running,
     service_app,
 )
-from services.common.codec import PROTOBUF, item_from_pb, knobs_from_pb, vector_from_pb
+from services.common.codec import (
+    PROTOBUF,
+    candidates_to_pb,
+    hits_to_pb,
+    item_from_pb,
+    knobs_from_pb,
+    local_from_pb,
+    rerank_config_from_pb,
+    vector_from_pb,
+)
 from services.common.errors import error_body
 from services.contracts.v1 import messages_pb2 as pb
 
@@ -83,6 +104,8 @@ class _Holder:
     """The current store; a replica swaps in a newer snapshot by replacing it."""
 
     store: IndexStore | None = None
+    words: VisualWords | None = None
+    finder: CandidateFinder | None = None
     snapshot_mtime: float = 0.0
     #: Why an existing collection could not be opened (the service is then not ready).
     error: str | None = None
@@ -95,8 +118,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     holder = _Holder()
 
-    def open_store() -> IndexStore:
-        return IndexStore(settings.data_dir, spec=settings.index_spec, readonly=settings.replica)
+    def use(store: IndexStore, mtime: float) -> IndexStore | None:
+        """Serve ``store`` with its visual words and candidate stages; returns the old one."""
+        words, finder = collection_stages(store, settings.local_features)
+        old = holder.store
+        holder.store, holder.words, holder.finder = store, words, finder
+        holder.snapshot_mtime, holder.error = mtime, None
+        return old
+
+    def open_store(model_id: str | None = None, dim: int | None = None) -> IndexStore:
+        return IndexStore(
+            settings.data_dir, model_id, dim, settings.index_spec, readonly=settings.replica
+        )
 
     pointer = Path(settings.data_dir) / SNAPSHOT_FILE
 
@@ -106,16 +139,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         mtime = pointer.stat().st_mtime if pointer.exists() else 0.0
         if holder.store is None:
             try:
-                holder.store, holder.snapshot_mtime, holder.error = open_store(), mtime, None
+                use(open_store(), mtime)
             finally:
                 holder.looked = True
         elif settings.replica and mtime != holder.snapshot_mtime:
-            old, holder.store, holder.snapshot_mtime = holder.store, open_store(), mtime
+            old = use(open_store(), mtime)
             log.info("replica: swapped in the snapshot of %s", mtime)
             time.sleep(1.0)  # let searches that started on the old store finish
-            old.close()
+            if old is not None:
+                old.close()
+        elif settings.replica:
+            holder.store.follow()  # the primary's log since then: current within a poll
         elif not settings.replica:
-            maintain_collection(holder.store, None, settings)
+            maintain_collection(holder.store, holder.words, settings)
 
     def failed(exc: Exception) -> None:
         holder.error = f"{type(exc).__name__}: {exc}"
@@ -126,7 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with running(every(interval, refresh, "search upkeep", failed)):
             yield
         if holder.store is not None:
-            await run_in_threadpool(_close, holder.store)
+            await run_in_threadpool(_close, holder, settings)
 
     app = service_app(
         "search",
@@ -152,16 +188,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         queries = [vector_from_pb(q) for q in message.queries]
         if not queries:
             raise ConfigError("no query vector")
-        current = holder.store
-        if current is None:  # an empty collection: nothing to find
+        current, finder = holder.store, holder.finder
+        if current is None or finder is None:  # an empty collection: nothing to find
             return protobuf_response(pb.SearchResponse(results=[pb.HitList() for _ in queries]))
-        results = await run_in_threadpool(
-            current.search, np.stack(queries), int(message.k) or 10, knobs_from_pb(message.knobs)
+        k, knobs = int(message.k) or 10, knobs_from_pb(message.knobs)
+        if not message.HasField("config"):
+            results = await run_in_threadpool(current.search, np.stack(queries), k, knobs)
+            lists = [pb.HitList(hits=hits_to_pb(hits)) for hits in results]
+            return protobuf_response(pb.SearchResponse(results=lists))
+        if len(queries) != 1:
+            raise ConfigError("candidates are found for one query at a time")
+        config = rerank_config_from_pb(message.config, settings.rerank_config())
+        config.stages  # noqa: B018 - an unknown method is a 400 before any work
+        local = local_from_pb(message.local) if message.HasField("local") else None
+        query = QueryFeatures(queries[0], local)
+        found = await run_in_threadpool(
+            LocalSearcher(current, finder).candidates, query, k, config, knobs
         )
         reply = pb.SearchResponse(
-            results=[
-                pb.HitList(hits=[pb.Hit(id=h.id, score=h.score) for h in hits]) for hits in results
-            ]
+            results=[pb.HitList(hits=candidates_to_pb(found.hits))],
+            details_json=json.dumps(found.details),
         )
         return protobuf_response(reply)
 
@@ -183,14 +229,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise ConfigError("this search service is a read-only replica; write to the primary")
         if not model_id or not items:
             raise IndexNotReady("the collection does not exist yet; add images with a model id")
-        holder.store = await run_in_threadpool(
-            IndexStore,
-            settings.data_dir,
-            model_id,
-            int(items[0].vector.shape[0]),
-            settings.index_spec,
-        )
-        return holder.store
+        store = await run_in_threadpool(open_store, model_id, int(items[0].vector.shape[0]))
+        use(store, 0.0)
+        return store
 
     @app.post(
         "/v1/delete",
@@ -231,9 +272,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/v1/stats", tags=["search"], responses=errors(401))
     async def stats() -> dict[str, Any]:
-        current = holder.store
+        current, words = holder.store, holder.words
         base = await run_in_threadpool(current.stats) if current else {"count": 0}
-        return {**base, "replica": settings.replica}
+        local = await run_in_threadpool(words.stats) if words else None
+        return {**base, "local": local, "replica": settings.replica}
 
     @app.get("/readyz", response_model=Health, tags=["health"], responses=errors(503))
     async def readyz() -> Any:
@@ -247,7 +289,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def _close(store: IndexStore) -> None:
-    if not store.readonly:
-        store.snapshot()
-    store.close()
+def _close(holder: _Holder, settings: Settings) -> None:
+    assert holder.store is not None
+    holder.store.checkpoint(settings.snapshot_ops)
+    if holder.words is not None:
+        holder.words.maintain()
+    holder.store.close()

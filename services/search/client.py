@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -10,8 +11,17 @@ import numpy as np
 from imsearch.index.catalog import Item
 from imsearch.index.store import Hit
 from imsearch.index.vectors import SearchKnobs
+from imsearch.rerank.reranker import Candidates, QueryFeatures, RerankConfig
 from services.common.client import ServiceClient
-from services.common.codec import hits_from_pb, item_to_pb, knobs_to_pb, vector_to_pb
+from services.common.codec import (
+    candidates_from_pb,
+    hits_from_pb,
+    item_to_pb,
+    knobs_to_pb,
+    local_to_pb,
+    rerank_config_to_pb,
+    vector_to_pb,
+)
 from services.contracts.v1 import messages_pb2 as pb
 
 
@@ -42,9 +52,28 @@ class RemoteSearcher:
         reply = self.read_client.call("/v1/search", request, pb.SearchResponse, idempotent=True)
         return [hits_from_pb(r.hits) for r in reply.results]
 
+    def candidates(
+        self,
+        query: QueryFeatures,
+        k: int,
+        config: RerankConfig,
+        knobs: SearchKnobs | None = None,
+    ) -> Candidates:
+        request = pb.SearchRequest(
+            queries=[vector_to_pb(query.vector)],
+            k=k,
+            knobs=knobs_to_pb(knobs),
+            config=rerank_config_to_pb(config),
+        )
+        if query.local is not None:
+            request.local.CopyFrom(local_to_pb(query.local))
+        reply = self.read_client.call("/v1/search", request, pb.SearchResponse, idempotent=True)
+        hits = candidates_from_pb(reply.results[0].hits) if reply.results else []
+        return Candidates(hits, json.loads(reply.details_json or "{}"))
+
     def add(self, items: Sequence[Item]) -> list[int]:
-        # The search service keeps descriptors and metadata; local features go to rerank.
-        request = pb.AddRequest(model_id=self.model_id, items=[item_to_pb(i, False) for i in items])
+        # One write: descriptor, metadata, thumbnail and local features, durable together.
+        request = pb.AddRequest(model_id=self.model_id, items=[item_to_pb(i) for i in items])
         # Adding the same id and content twice leaves the same state: safe to retry.
         reply = self.client.call("/v1/add", request, pb.AddResponse, idempotent=True)
         return list(range(reply.added))

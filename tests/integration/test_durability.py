@@ -107,3 +107,56 @@ def test_server_killed_during_api_adds_keeps_every_acknowledged_image(tmp_path) 
         )
         found = {hit["id"] for hit in reply.json()["results"]}
         assert {i for i, p in acked.items() if p == photo} <= found
+
+
+@pytest.mark.parametrize(
+    ("step", "kept"),
+    [
+        ("features-unsynced", False),
+        ("features-synced", False),
+        ("committed", True),
+        ("applied", True),
+    ],
+)
+def test_an_add_killed_at_any_step_is_all_or_nothing(tmp_path: Path, step: str, kept: bool) -> None:
+    """SIGKILL between the steps of one add — features written, fsynced, catalog committed,
+    index applied: after a restart the image is either fully there (searchable, its features
+    readable, its visual words indexed) or not there at all."""
+    from imsearch.features.local import LocalFeatures
+    from imsearch.index.catalog import Item
+    from imsearch.rerank.visual_words import VisualWords
+    from tests.unit.test_feature_store import DIM as FDIM
+    from tests.unit.test_feature_store import features, image_features, vector
+
+    data = tmp_path / "data"
+    store = IndexStore(data, "crash-model", FDIM)
+    words = VisualWords(store)
+    base = ["ref_001", "ref_003", "wall_altai"]
+    store.add([Item(n, vector(i), n, {}, image_features(n)) for i, n in enumerate(base)])
+    words.learn_vocabulary(words=64, min_images=3)
+    assert words.flush(30)
+    store.close()
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.integration._crash_add", str(data), step],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    assert "returned" not in proc.stdout
+
+    store = IndexStore(data, "crash-model", FDIM)
+    words = VisualWords(store)
+    assert words.flush(30)  # words of an image the crash left without them: computed now
+    ids = store.catalog.int_ids_of(["victim"])
+    assert bool(ids) == kept and len(store) == 3 + kept
+    if kept:
+        victim = ids["victim"]
+        assert store.search(vector(99), 1)[0][0].id == "victim"
+        assert store.local_features([victim]) == {victim: image_features("ref_002")}
+        assert victim in store.catalog.words([victim])
+        own = words.shortlist(LocalFeatures.from_bytes(image_features("ref_002")), 1)
+        assert own[0][0] == victim and own[0][1] == pytest.approx(1.0, abs=1e-3)
+    assert store.catalog.local_count() == 3 + kept
+    store.add([Item("after", vector(7), "ha", {}, features(7))])  # and the store goes on
+    after = store.catalog.int_ids_of(["after"])["after"]
+    assert store.local_features([after]) == {after: features(7)}

@@ -74,9 +74,10 @@ def test_index_while_serving_goes_through_the_server_and_nothing_is_lost(
         with running(replica):
             assert httpx.get(f"{replica.url}/v1/stats").json()["count"] == 10
 
-    # The server snapshotted at shutdown; every acknowledged image is still there.
+    # After shutdown every acknowledged image is still there (its adds may still be in the
+    # catalog's log: snapshots are rewritten every IMSEARCH_SNAPSHOT_OPS entries).
     stats = json.loads(run(["stats", "--data-dir", str(data)], fast_env).stdout)
-    assert stats["count"] == 10 and stats["pending_log_entries"] == 0
+    assert stats["count"] == 10
     for photo, cover in (("canon_004.jpg", "ref_004"), ("droid_005.jpg", "ref_005")):
         found = run(["query", str(MINI / "images" / photo), "--data-dir", str(data), "--json"],
                     fast_env)  # fmt: skip

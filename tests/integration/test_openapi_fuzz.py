@@ -169,7 +169,10 @@ def _messages(dim: int, model_id: str) -> dict[str, st.SearchStrategy]:
         local=_local(),
         thumbnail=st.binary(max_size=64),
     )
-    hits = st.lists(st.builds(pb.Hit, id=_text, score=_float), max_size=5)
+    ref = st.builds(pb.FeatureRef, segment=_u32, offset=st.integers(0, 2**64 - 1), length=_u32)
+    hits = st.lists(
+        st.builds(pb.Hit, id=_text, score=_float, global_score=_float, ref=ref), max_size=5
+    )
     config = st.builds(
         pb.RerankConfig,
         method=st.sampled_from(["", "none", "spatial", "qe+dba", "diffusion", "bogus"]),
@@ -182,6 +185,14 @@ def _messages(dim: int, model_id: str) -> dict[str, st.SearchStrategy]:
     return {
         "/v1/search": st.builds(
             pb.SearchRequest, queries=st.lists(vector, max_size=3), k=_u32, knobs=knobs
+        )
+        | st.builds(
+            pb.SearchRequest,
+            queries=st.lists(vector, max_size=2),
+            k=_u32,
+            knobs=knobs,
+            config=config,
+            local=_local(),
         ),
         "/v1/add": st.builds(
             pb.AddRequest,
@@ -193,12 +204,11 @@ def _messages(dim: int, model_id: str) -> dict[str, st.SearchStrategy]:
         "/v1/thumbnail": st.builds(pb.ThumbnailRequest, id=_text),
         "/v1/rerank": st.builds(
             pb.RerankRequest,
-            query=vector,
             local=_local(),
             hits=hits,
             k=_u32,
             config=config,
-            knobs=knobs,
+            details_json=st.sampled_from(["", "{}", "[", '{"a": 1}', "null"]),
         ),
         "/v1/extract": st.builds(
             pb.ExtractRequest,
@@ -220,8 +230,6 @@ ROUTES = [
     ("search", "/v1/info"),
     ("search", "/v1/thumbnail"),
     ("rerank", "/v1/rerank"),
-    ("rerank", "/v1/add"),
-    ("rerank", "/v1/delete"),
 ]
 
 

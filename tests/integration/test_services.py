@@ -209,7 +209,8 @@ def test_services_start_in_any_order_gateway_first(tmp_path: Path, redis_url: st
     """The gateway starts alone: /healthz answers, /readyz is a 503 naming every service that
     is down; as they come up (in reverse order) it becomes ready without a restart."""
     roles = ("extractor", "search", "rerank")
-    servers = {r: Server({"IMSEARCH_DATA_DIR": str(tmp_path / r)}, r) for r in roles}
+    features = {"IMSEARCH_FEATURE_STORE": str(tmp_path / "search" / "features")}
+    servers = {r: Server({"IMSEARCH_DATA_DIR": str(tmp_path / r), **features}, r) for r in roles}
     gateway = Server(
         {
             "IMSEARCH_DATA_DIR": str(tmp_path / "gateway"),

@@ -12,9 +12,10 @@ import pytest
 from imsearch.errors import ConfigError
 from imsearch.features.local import LocalFeatures
 from imsearch.index.catalog import Item
+from imsearch.index.features import FeatureRef
 from imsearch.index.store import Hit
 from imsearch.index.vectors import SearchKnobs
-from imsearch.rerank.reranker import RankedHit, RerankConfig, RerankResult
+from imsearch.rerank.reranker import Candidate, RankedHit, RerankConfig, RerankResult
 from services.common import codec
 from services.contracts.v1 import messages_pb2 as pb
 
@@ -63,16 +64,42 @@ def test_items_local_features_and_rerank_results_round_trip() -> None:
         640.0,
         480.0,
     )
-    item = Item("a/b", rng.random(8).astype(np.float32), "abc", {"title": "é"}, local.to_bytes())
-    wire = pb.Item.FromString(codec.item_to_pb(item, with_local=True).SerializeToString())
+    item = Item(
+        "a/b", rng.random(8).astype(np.float32), "abc", {"title": "é"}, local.to_bytes(), b"JPG"
+    )
+    wire = pb.Item.FromString(codec.item_to_pb(item).SerializeToString())
     back = codec.item_from_pb(wire)
-    assert (back.ext_id, back.sha256, back.metadata, back.local) == (
+    assert (back.ext_id, back.sha256, back.metadata, back.local, back.thumbnail) == (
         item.ext_id,
         item.sha256,
         item.metadata,
         item.local,
+        item.thumbnail,
     )
-    assert not codec.item_to_pb(item, with_local=False).HasField("local")
+    bare = Item("c", rng.random(8).astype(np.float32))
+    assert not codec.item_to_pb(bare).HasField("local")
+
+    candidates = [
+        Candidate("x", 0.5, 0.9, FeatureRef(3, 4096, 13000)),
+        Candidate("y", 0.33, 0.8),
+    ]
+    hits = (
+        pb.SearchResponse.FromString(
+            pb.SearchResponse(
+                results=[pb.HitList(hits=codec.candidates_to_pb(candidates))]
+            ).SerializeToString()
+        )
+        .results[0]
+        .hits
+    )
+    again_c = codec.candidates_from_pb(hits)
+    assert [(c.id, c.ref) for c in again_c] == [(c.id, c.ref) for c in candidates]
+    assert [c.global_score for c in again_c] == pytest.approx([0.9, 0.8])
+    # A plain hit (no global_score) is its own cosine; a reference out of range is refused.
+    assert codec.candidates_from_pb([pb.Hit(id="z", score=0.25)])[0].global_score == 0.25
+    hostile = pb.Hit(id="z", score=1.0, ref=pb.FeatureRef(segment=1, offset=16, length=1 << 30))
+    with pytest.raises(ConfigError, match="out of range"):
+        codec.candidates_from_pb([hostile])
 
     result = RerankResult(
         [RankedHit("x", 40.5, 0.7, 40, True), RankedHit("y", 0.3, 0.6)],

@@ -64,10 +64,10 @@ def test_kubernetes_overlays_build_and_validate(overlay: str, tmp_path: Path) ->
     kinds = [
         line.split(":", 1)[1].strip() for line in rendered.splitlines() if line.startswith("kind:")
     ]
-    assert kinds.count("Deployment") == 6 and kinds.count("HorizontalPodAutoscaler") == 3
-    assert kinds.count("PersistentVolumeClaim") == 2
+    assert kinds.count("Deployment") == 6 and kinds.count("HorizontalPodAutoscaler") == 4
+    assert kinds.count("PersistentVolumeClaim") == 1  # one system of record
     assert ("nvidia.com/gpu" in rendered) == (overlay == "gpu")
-    assert writers_recreated(rendered) == {"imsearch-search", "imsearch-rerank"}
+    assert writers_recreated(rendered) == {"imsearch-search"}
 
 
 def writers_recreated(rendered: str) -> set[str]:

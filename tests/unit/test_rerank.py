@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -27,9 +29,15 @@ def local() -> dict[str, LocalFeatures]:
 def test_sift_features_are_bounded_and_round_trip(local) -> None:
     feats = local["ref_001"]
     assert 100 < len(feats) <= 800 and feats.sift.dtype == np.uint8
-    again = LocalFeatures.from_bytes(feats.to_bytes())
-    np.testing.assert_array_equal(again.xy, feats.xy)
+    data = feats.to_bytes()
+    assert len(data) == 16 + len(feats) * 132  # float16 coordinates, uint8 descriptors
+    again = LocalFeatures.from_bytes(data)
+    np.testing.assert_allclose(again.xy, feats.xy, atol=0.25)  # float16: within half a pixel
     np.testing.assert_array_equal(again.sift, feats.sift)
+    # Features of collections written before (float32 coordinates, LSF1) are still read.
+    older = struct.pack("<4sIff", b"LSF1", len(feats), feats.width, feats.height)
+    older += feats.xy.astype("<f4").tobytes() + feats.sift.tobytes()
+    np.testing.assert_array_equal(LocalFeatures.from_bytes(older).xy, feats.xy)
     assert (again.width, again.height) == (feats.width, feats.height)
     np.testing.assert_allclose(np.linalg.norm(feats.rootsift(), axis=1), 1.0, atol=1e-4)
     with pytest.raises(LocalFeatureError):

@@ -68,10 +68,37 @@ def client_with(
     client = ServiceClient(
         "search", "http://search.test", timeout_s=1.0, retries=retries, **options
     )
-    client._http = httpx.Client(
-        base_url="http://search.test", transport=httpx.MockTransport(record)
-    )
+    client._clients = [
+        httpx.Client(base_url="http://search.test", transport=httpx.MockTransport(record))
+    ]
     return client, seen
+
+
+def test_calls_take_turns_over_replicas_and_fail_over_to_the_next() -> None:
+    """A URL listing replicas: calls alternate; an idempotent call refused by one is sent to
+    the next (a killed rerank worker); a non-idempotent one is not repeated."""
+    seen: list[str] = []
+
+    def replica(name: str, alive: bool) -> httpx.Client:
+        def answer(request: httpx.Request) -> httpx.Response:
+            seen.append(name)
+            if not alive:
+                raise httpx.RemoteProtocolError("connection reset", request=request)
+            return httpx.Response(200, content=pb.DeleteResponse(deleted=1).SerializeToString())
+
+        return httpx.Client(base_url=f"http://{name}", transport=httpx.MockTransport(answer))
+
+    client = ServiceClient("rerank", "http://a,http://b,http://c", timeout_s=1.0, retries=0)
+    assert client.base_urls == ["http://a", "http://b", "http://c"] and client.retries == 2
+    client._clients = [replica("a", True), replica("b", False), replica("c", True)]
+    for _ in range(3):
+        client.call("/v1/delete", pb.DeleteRequest(ids=["x"]), pb.DeleteResponse, True)
+    assert seen == ["a", "b", "c", "c"]  # b refused: its call went on to c
+    seen.clear()
+    client._turn = iter([1])  # the next call's turn is b's
+    with pytest.raises(DependencyUnavailable):
+        client.call("/v1/add", pb.AddRequest(), pb.AddResponse, idempotent=False)
+    assert seen == ["b"]
 
 
 def test_idempotent_calls_retry_on_refused_connections_and_503() -> None:
@@ -173,9 +200,8 @@ def test_calls_in_flight_are_bounded_and_the_queue_wait_too() -> None:
     assert all("saturated" in o for o in outcomes if o != "ok")
 
 
-@pytest.mark.parametrize("role", ["search", "rerank"])
-def test_a_stateful_service_is_not_ready_until_its_collection_is_open(
-    tmp_path, monkeypatch, role: str
+def test_the_search_service_is_not_ready_until_its_collection_is_open(
+    tmp_path, monkeypatch
 ) -> None:
     """While a large collection loads, /readyz says 503 (an empty answer would read as "no
     match"); once the first attempt to open it is done, 200 — also for a fresh directory."""
@@ -183,8 +209,7 @@ def test_a_stateful_service_is_not_ready_until_its_collection_is_open(
 
     import imsearch.index.store as store_module
     from imsearch.settings import Settings
-
-    module = __import__(f"services.{role}.app", fromlist=["create_app"])
+    from services.search.app import create_app
     opening = threading.Event()
     original = store_module.IndexStore.__init__
 
@@ -193,7 +218,7 @@ def test_a_stateful_service_is_not_ready_until_its_collection_is_open(
         original(self, *args, **kwargs)
 
     monkeypatch.setattr(store_module.IndexStore, "__init__", slow_open)
-    app = module.create_app(Settings(data_dir=tmp_path, maintenance_s=3600))
+    app = create_app(Settings(data_dir=tmp_path, maintenance_s=3600))
     with TestClient(app) as client:
         reply = client.get("/readyz")
         assert reply.status_code == 503 and reply.json()["error"]["code"] == "not_ready"

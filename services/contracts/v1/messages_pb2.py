@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11v1/messages.proto\x12\x0bimsearch.v1\"p\n\x06Vector\x12\x0b\n\x03\x64im\x18\x01 \x01(\r\x12(\n\x05\x64type\x18\x02 \x01(\x0e\x32\x19.imsearch.v1.Vector.DType\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"!\n\x05\x44Type\x12\x0b\n\x07\x46LOAT32\x10\x00\x12\x0b\n\x07\x46LOAT16\x10\x01\"W\n\rLocalFeatures\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12\r\n\x05width\x18\x02 \x01(\x02\x12\x0e\n\x06height\x18\x03 \x01(\x02\x12\n\n\x02xy\x18\x04 \x01(\x0c\x12\x0c\n\x04sift\x18\x05 \x01(\x0c\"6\n\x04\x42\x42ox\x12\n\n\x02x1\x18\x01 \x01(\x02\x12\n\n\x02y1\x18\x02 \x01(\x02\x12\n\n\x02x2\x18\x03 \x01(\x02\x12\n\n\x02y2\x18\x04 \x01(\x02\"\x81\x01\n\x0e\x45xtractRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x13\n\x0bwant_global\x18\x02 \x01(\x08\x12\x12\n\nwant_local\x18\x03 \x01(\x08\x12\x1f\n\x04\x62\x62ox\x18\x04 \x01(\x0b\x32\x11.imsearch.v1.BBox\x12\x16\n\x0ewant_thumbnail\x18\x05 \x01(\x08\"\x98\x01\n\x0f\x45xtractResponse\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x10\n\x08local_id\x18\x02 \x01(\t\x12#\n\x06vector\x18\x03 \x01(\x0b\x32\x13.imsearch.v1.Vector\x12)\n\x05local\x18\x04 \x01(\x0b\x32\x1a.imsearch.v1.LocalFeatures\x12\x11\n\tthumbnail\x18\x05 \x01(\x0c\"B\n\x0bSearchKnobs\x12\x0e\n\x06nprobe\x18\x01 \x01(\r\x12\x11\n\tef_search\x18\x02 \x01(\r\x12\x10\n\x08k_factor\x18\x03 \x01(\x02\"i\n\rSearchRequest\x12$\n\x07queries\x18\x01 \x03(\x0b\x32\x13.imsearch.v1.Vector\x12\t\n\x01k\x18\x02 \x01(\r\x12\'\n\x05knobs\x18\x03 \x01(\x0b\x32\x18.imsearch.v1.SearchKnobs\" \n\x03Hit\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\")\n\x07HitList\x12\x1e\n\x04hits\x18\x01 \x03(\x0b\x32\x10.imsearch.v1.Hit\"7\n\x0eSearchResponse\x12%\n\x07results\x18\x01 \x03(\x0b\x32\x14.imsearch.v1.HitList\"\x9c\x01\n\x04Item\x12\n\n\x02id\x18\x01 \x01(\t\x12#\n\x06vector\x18\x02 \x01(\x0b\x32\x13.imsearch.v1.Vector\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x15\n\rmetadata_json\x18\x04 \x01(\t\x12)\n\x05local\x18\x05 \x01(\x0b\x32\x1a.imsearch.v1.LocalFeatures\x12\x11\n\tthumbnail\x18\x06 \x01(\x0c\"@\n\nAddRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12 \n\x05items\x18\x02 \x03(\x0b\x32\x11.imsearch.v1.Item\"\x1c\n\x0b\x41\x64\x64Response\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x01 \x01(\r\"\x1c\n\rDeleteRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\"!\n\x0e\x44\x65leteResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\r\"\x1a\n\x0bInfoRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\"=\n\x08ItemInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x15\n\rmetadata_json\x18\x03 \x01(\t\"4\n\x0cInfoResponse\x12$\n\x05items\x18\x01 \x03(\x0b\x32\x15.imsearch.v1.ItemInfo\"\x1e\n\x10ThumbnailRequest\x12\n\n\x02id\x18\x01 \x01(\t\"@\n\x11ThumbnailResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06sha256\x18\x03 \x01(\t\"}\n\x0cRerankConfig\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\t\n\x01m\x18\x02 \x01(\r\x12\x13\n\x0bmin_inliers\x18\x03 \x01(\r\x12\x1a\n\x12\x65\x61rly_exit_inliers\x18\x04 \x01(\r\x12\x11\n\tshortlist\x18\x05 \x01(\r\x12\x0e\n\x06\x66usion\x18\x06 \x01(\t\"\xdd\x01\n\rRerankRequest\x12\"\n\x05query\x18\x01 \x01(\x0b\x32\x13.imsearch.v1.Vector\x12)\n\x05local\x18\x02 \x01(\x0b\x32\x1a.imsearch.v1.LocalFeatures\x12\x1e\n\x04hits\x18\x03 \x03(\x0b\x32\x10.imsearch.v1.Hit\x12\t\n\x01k\x18\x04 \x01(\r\x12)\n\x06\x63onfig\x18\x05 \x01(\x0b\x32\x19.imsearch.v1.RerankConfig\x12\'\n\x05knobs\x18\x06 \x01(\x0b\x32\x18.imsearch.v1.SearchKnobs\"p\n\tRankedHit\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x14\n\x0cglobal_score\x18\x03 \x01(\x02\x12\x0f\n\x07inliers\x18\x04 \x01(\x05\x12\x10\n\x08verified\x18\x05 \x01(\x08\x12\x0f\n\x07matches\x18\x06 \x03(\x02\"\xc8\x01\n\x0eRerankResponse\x12$\n\x04hits\x18\x01 \x03(\x0b\x32\x16.imsearch.v1.RankedHit\x12\x32\n\x06\x61nswer\x18\x02 \x01(\x0e\x32\".imsearch.v1.RerankResponse.Answer\x12\x14\n\x0c\x64\x65tails_json\x18\x03 \x01(\t\"F\n\x06\x41nswer\x12\x0f\n\x0bNOT_CHECKED\x10\x00\x12\x13\n\x0f\x43ONFIDENT_MATCH\x10\x01\x12\x16\n\x12NO_CONFIDENT_MATCH\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11v1/messages.proto\x12\x0bimsearch.v1\"p\n\x06Vector\x12\x0b\n\x03\x64im\x18\x01 \x01(\r\x12(\n\x05\x64type\x18\x02 \x01(\x0e\x32\x19.imsearch.v1.Vector.DType\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\"!\n\x05\x44Type\x12\x0b\n\x07\x46LOAT32\x10\x00\x12\x0b\n\x07\x46LOAT16\x10\x01\"W\n\rLocalFeatures\x12\r\n\x05\x63ount\x18\x01 \x01(\r\x12\r\n\x05width\x18\x02 \x01(\x02\x12\x0e\n\x06height\x18\x03 \x01(\x02\x12\n\n\x02xy\x18\x04 \x01(\x0c\x12\x0c\n\x04sift\x18\x05 \x01(\x0c\"6\n\x04\x42\x42ox\x12\n\n\x02x1\x18\x01 \x01(\x02\x12\n\n\x02y1\x18\x02 \x01(\x02\x12\n\n\x02x2\x18\x03 \x01(\x02\x12\n\n\x02y2\x18\x04 \x01(\x02\"\x81\x01\n\x0e\x45xtractRequest\x12\r\n\x05image\x18\x01 \x01(\x0c\x12\x13\n\x0bwant_global\x18\x02 \x01(\x08\x12\x12\n\nwant_local\x18\x03 \x01(\x08\x12\x1f\n\x04\x62\x62ox\x18\x04 \x01(\x0b\x32\x11.imsearch.v1.BBox\x12\x16\n\x0ewant_thumbnail\x18\x05 \x01(\x08\"\x98\x01\n\x0f\x45xtractResponse\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x10\n\x08local_id\x18\x02 \x01(\t\x12#\n\x06vector\x18\x03 \x01(\x0b\x32\x13.imsearch.v1.Vector\x12)\n\x05local\x18\x04 \x01(\x0b\x32\x1a.imsearch.v1.LocalFeatures\x12\x11\n\tthumbnail\x18\x05 \x01(\x0c\"B\n\x0bSearchKnobs\x12\x0e\n\x06nprobe\x18\x01 \x01(\r\x12\x11\n\tef_search\x18\x02 \x01(\r\x12\x10\n\x08k_factor\x18\x03 \x01(\x02\"\xbf\x01\n\rSearchRequest\x12$\n\x07queries\x18\x01 \x03(\x0b\x32\x13.imsearch.v1.Vector\x12\t\n\x01k\x18\x02 \x01(\r\x12\'\n\x05knobs\x18\x03 \x01(\x0b\x32\x18.imsearch.v1.SearchKnobs\x12)\n\x06\x63onfig\x18\x04 \x01(\x0b\x32\x19.imsearch.v1.RerankConfig\x12)\n\x05local\x18\x05 \x01(\x0b\x32\x1a.imsearch.v1.LocalFeatures\"=\n\nFeatureRef\x12\x0f\n\x07segment\x18\x01 \x01(\r\x12\x0e\n\x06offset\x18\x02 \x01(\x04\x12\x0e\n\x06length\x18\x03 \x01(\r\"r\n\x03Hit\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x19\n\x0cglobal_score\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12$\n\x03ref\x18\x04 \x01(\x0b\x32\x17.imsearch.v1.FeatureRefB\x0f\n\r_global_score\")\n\x07HitList\x12\x1e\n\x04hits\x18\x01 \x03(\x0b\x32\x10.imsearch.v1.Hit\"M\n\x0eSearchResponse\x12%\n\x07results\x18\x01 \x03(\x0b\x32\x14.imsearch.v1.HitList\x12\x14\n\x0c\x64\x65tails_json\x18\x02 \x01(\t\"\x9c\x01\n\x04Item\x12\n\n\x02id\x18\x01 \x01(\t\x12#\n\x06vector\x18\x02 \x01(\x0b\x32\x13.imsearch.v1.Vector\x12\x0e\n\x06sha256\x18\x03 \x01(\t\x12\x15\n\rmetadata_json\x18\x04 \x01(\t\x12)\n\x05local\x18\x05 \x01(\x0b\x32\x1a.imsearch.v1.LocalFeatures\x12\x11\n\tthumbnail\x18\x06 \x01(\x0c\"@\n\nAddRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12 \n\x05items\x18\x02 \x03(\x0b\x32\x11.imsearch.v1.Item\"\x1c\n\x0b\x41\x64\x64Response\x12\r\n\x05\x61\x64\x64\x65\x64\x18\x01 \x01(\r\"\x1c\n\rDeleteRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\"!\n\x0e\x44\x65leteResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\r\"\x1a\n\x0bInfoRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\"=\n\x08ItemInfo\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06sha256\x18\x02 \x01(\t\x12\x15\n\rmetadata_json\x18\x03 \x01(\t\"4\n\x0cInfoResponse\x12$\n\x05items\x18\x01 \x03(\x0b\x32\x15.imsearch.v1.ItemInfo\"\x1e\n\x10ThumbnailRequest\x12\n\n\x02id\x18\x01 \x01(\t\"@\n\x11ThumbnailResponse\x12\r\n\x05\x66ound\x18\x01 \x01(\x08\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x0e\n\x06sha256\x18\x03 \x01(\t\"}\n\x0cRerankConfig\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\t\n\x01m\x18\x02 \x01(\r\x12\x13\n\x0bmin_inliers\x18\x03 \x01(\r\x12\x1a\n\x12\x65\x61rly_exit_inliers\x18\x04 \x01(\r\x12\x11\n\tshortlist\x18\x05 \x01(\r\x12\x0e\n\x06\x66usion\x18\x06 \x01(\t\"\xb2\x01\n\rRerankRequest\x12)\n\x05local\x18\x02 \x01(\x0b\x32\x1a.imsearch.v1.LocalFeatures\x12\x1e\n\x04hits\x18\x03 \x03(\x0b\x32\x10.imsearch.v1.Hit\x12\t\n\x01k\x18\x04 \x01(\r\x12)\n\x06\x63onfig\x18\x05 \x01(\x0b\x32\x19.imsearch.v1.RerankConfig\x12\x14\n\x0c\x64\x65tails_json\x18\x07 \x01(\tJ\x04\x08\x01\x10\x02J\x04\x08\x06\x10\x07\"p\n\tRankedHit\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\x14\n\x0cglobal_score\x18\x03 \x01(\x02\x12\x0f\n\x07inliers\x18\x04 \x01(\x05\x12\x10\n\x08verified\x18\x05 \x01(\x08\x12\x0f\n\x07matches\x18\x06 \x03(\x02\"\xc8\x01\n\x0eRerankResponse\x12$\n\x04hits\x18\x01 \x03(\x0b\x32\x16.imsearch.v1.RankedHit\x12\x32\n\x06\x61nswer\x18\x02 \x01(\x0e\x32\".imsearch.v1.RerankResponse.Answer\x12\x14\n\x0c\x64\x65tails_json\x18\x03 \x01(\t\"F\n\x06\x41nswer\x12\x0f\n\x0bNOT_CHECKED\x10\x00\x12\x13\n\x0f\x43ONFIDENT_MATCH\x10\x01\x12\x16\n\x12NO_CONFIDENT_MATCH\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -45,42 +45,44 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EXTRACTRESPONSE']._serialized_end=578
   _globals['_SEARCHKNOBS']._serialized_start=580
   _globals['_SEARCHKNOBS']._serialized_end=646
-  _globals['_SEARCHREQUEST']._serialized_start=648
-  _globals['_SEARCHREQUEST']._serialized_end=753
-  _globals['_HIT']._serialized_start=755
-  _globals['_HIT']._serialized_end=787
-  _globals['_HITLIST']._serialized_start=789
-  _globals['_HITLIST']._serialized_end=830
-  _globals['_SEARCHRESPONSE']._serialized_start=832
-  _globals['_SEARCHRESPONSE']._serialized_end=887
-  _globals['_ITEM']._serialized_start=890
-  _globals['_ITEM']._serialized_end=1046
-  _globals['_ADDREQUEST']._serialized_start=1048
-  _globals['_ADDREQUEST']._serialized_end=1112
-  _globals['_ADDRESPONSE']._serialized_start=1114
-  _globals['_ADDRESPONSE']._serialized_end=1142
-  _globals['_DELETEREQUEST']._serialized_start=1144
-  _globals['_DELETEREQUEST']._serialized_end=1172
-  _globals['_DELETERESPONSE']._serialized_start=1174
-  _globals['_DELETERESPONSE']._serialized_end=1207
-  _globals['_INFOREQUEST']._serialized_start=1209
-  _globals['_INFOREQUEST']._serialized_end=1235
-  _globals['_ITEMINFO']._serialized_start=1237
-  _globals['_ITEMINFO']._serialized_end=1298
-  _globals['_INFORESPONSE']._serialized_start=1300
-  _globals['_INFORESPONSE']._serialized_end=1352
-  _globals['_THUMBNAILREQUEST']._serialized_start=1354
-  _globals['_THUMBNAILREQUEST']._serialized_end=1384
-  _globals['_THUMBNAILRESPONSE']._serialized_start=1386
-  _globals['_THUMBNAILRESPONSE']._serialized_end=1450
-  _globals['_RERANKCONFIG']._serialized_start=1452
-  _globals['_RERANKCONFIG']._serialized_end=1577
-  _globals['_RERANKREQUEST']._serialized_start=1580
-  _globals['_RERANKREQUEST']._serialized_end=1801
-  _globals['_RANKEDHIT']._serialized_start=1803
-  _globals['_RANKEDHIT']._serialized_end=1915
-  _globals['_RERANKRESPONSE']._serialized_start=1918
-  _globals['_RERANKRESPONSE']._serialized_end=2118
-  _globals['_RERANKRESPONSE_ANSWER']._serialized_start=2048
-  _globals['_RERANKRESPONSE_ANSWER']._serialized_end=2118
+  _globals['_SEARCHREQUEST']._serialized_start=649
+  _globals['_SEARCHREQUEST']._serialized_end=840
+  _globals['_FEATUREREF']._serialized_start=842
+  _globals['_FEATUREREF']._serialized_end=903
+  _globals['_HIT']._serialized_start=905
+  _globals['_HIT']._serialized_end=1019
+  _globals['_HITLIST']._serialized_start=1021
+  _globals['_HITLIST']._serialized_end=1062
+  _globals['_SEARCHRESPONSE']._serialized_start=1064
+  _globals['_SEARCHRESPONSE']._serialized_end=1141
+  _globals['_ITEM']._serialized_start=1144
+  _globals['_ITEM']._serialized_end=1300
+  _globals['_ADDREQUEST']._serialized_start=1302
+  _globals['_ADDREQUEST']._serialized_end=1366
+  _globals['_ADDRESPONSE']._serialized_start=1368
+  _globals['_ADDRESPONSE']._serialized_end=1396
+  _globals['_DELETEREQUEST']._serialized_start=1398
+  _globals['_DELETEREQUEST']._serialized_end=1426
+  _globals['_DELETERESPONSE']._serialized_start=1428
+  _globals['_DELETERESPONSE']._serialized_end=1461
+  _globals['_INFOREQUEST']._serialized_start=1463
+  _globals['_INFOREQUEST']._serialized_end=1489
+  _globals['_ITEMINFO']._serialized_start=1491
+  _globals['_ITEMINFO']._serialized_end=1552
+  _globals['_INFORESPONSE']._serialized_start=1554
+  _globals['_INFORESPONSE']._serialized_end=1606
+  _globals['_THUMBNAILREQUEST']._serialized_start=1608
+  _globals['_THUMBNAILREQUEST']._serialized_end=1638
+  _globals['_THUMBNAILRESPONSE']._serialized_start=1640
+  _globals['_THUMBNAILRESPONSE']._serialized_end=1704
+  _globals['_RERANKCONFIG']._serialized_start=1706
+  _globals['_RERANKCONFIG']._serialized_end=1831
+  _globals['_RERANKREQUEST']._serialized_start=1834
+  _globals['_RERANKREQUEST']._serialized_end=2012
+  _globals['_RANKEDHIT']._serialized_start=2014
+  _globals['_RANKEDHIT']._serialized_end=2126
+  _globals['_RERANKRESPONSE']._serialized_start=2129
+  _globals['_RERANKRESPONSE']._serialized_end=2329
+  _globals['_RERANKRESPONSE_ANSWER']._serialized_start=2259
+  _globals['_RERANKRESPONSE_ANSWER']._serialized_end=2329
 # @@protoc_insertion_point(module_scope)

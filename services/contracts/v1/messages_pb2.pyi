@@ -88,22 +88,40 @@ class SearchKnobs(_message.Message):
     def __init__(self, nprobe: _Optional[int] = ..., ef_search: _Optional[int] = ..., k_factor: _Optional[float] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("queries", "k", "knobs")
+    __slots__ = ("queries", "k", "knobs", "config", "local")
     QUERIES_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     KNOBS_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_FIELD_NUMBER: _ClassVar[int]
     queries: _containers.RepeatedCompositeFieldContainer[Vector]
     k: int
     knobs: SearchKnobs
-    def __init__(self, queries: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ..., k: _Optional[int] = ..., knobs: _Optional[_Union[SearchKnobs, _Mapping]] = ...) -> None: ...
+    config: RerankConfig
+    local: LocalFeatures
+    def __init__(self, queries: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ..., k: _Optional[int] = ..., knobs: _Optional[_Union[SearchKnobs, _Mapping]] = ..., config: _Optional[_Union[RerankConfig, _Mapping]] = ..., local: _Optional[_Union[LocalFeatures, _Mapping]] = ...) -> None: ...
+
+class FeatureRef(_message.Message):
+    __slots__ = ("segment", "offset", "length")
+    SEGMENT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    segment: int
+    offset: int
+    length: int
+    def __init__(self, segment: _Optional[int] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...
 
 class Hit(_message.Message):
-    __slots__ = ("id", "score")
+    __slots__ = ("id", "score", "global_score", "ref")
     ID_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
+    GLOBAL_SCORE_FIELD_NUMBER: _ClassVar[int]
+    REF_FIELD_NUMBER: _ClassVar[int]
     id: str
     score: float
-    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
+    global_score: float
+    ref: FeatureRef
+    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., global_score: _Optional[float] = ..., ref: _Optional[_Union[FeatureRef, _Mapping]] = ...) -> None: ...
 
 class HitList(_message.Message):
     __slots__ = ("hits",)
@@ -112,10 +130,12 @@ class HitList(_message.Message):
     def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("results",)
+    __slots__ = ("results", "details_json")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[HitList]
-    def __init__(self, results: _Optional[_Iterable[_Union[HitList, _Mapping]]] = ...) -> None: ...
+    details_json: str
+    def __init__(self, results: _Optional[_Iterable[_Union[HitList, _Mapping]]] = ..., details_json: _Optional[str] = ...) -> None: ...
 
 class Item(_message.Message):
     __slots__ = ("id", "vector", "sha256", "metadata_json", "local", "thumbnail")
@@ -214,20 +234,18 @@ class RerankConfig(_message.Message):
     def __init__(self, method: _Optional[str] = ..., m: _Optional[int] = ..., min_inliers: _Optional[int] = ..., early_exit_inliers: _Optional[int] = ..., shortlist: _Optional[int] = ..., fusion: _Optional[str] = ...) -> None: ...
 
 class RerankRequest(_message.Message):
-    __slots__ = ("query", "local", "hits", "k", "config", "knobs")
-    QUERY_FIELD_NUMBER: _ClassVar[int]
+    __slots__ = ("local", "hits", "k", "config", "details_json")
     LOCAL_FIELD_NUMBER: _ClassVar[int]
     HITS_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
-    KNOBS_FIELD_NUMBER: _ClassVar[int]
-    query: Vector
+    DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
     local: LocalFeatures
     hits: _containers.RepeatedCompositeFieldContainer[Hit]
     k: int
     config: RerankConfig
-    knobs: SearchKnobs
-    def __init__(self, query: _Optional[_Union[Vector, _Mapping]] = ..., local: _Optional[_Union[LocalFeatures, _Mapping]] = ..., hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., k: _Optional[int] = ..., config: _Optional[_Union[RerankConfig, _Mapping]] = ..., knobs: _Optional[_Union[SearchKnobs, _Mapping]] = ...) -> None: ...
+    details_json: str
+    def __init__(self, local: _Optional[_Union[LocalFeatures, _Mapping]] = ..., hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., k: _Optional[int] = ..., config: _Optional[_Union[RerankConfig, _Mapping]] = ..., details_json: _Optional[str] = ...) -> None: ...
 
 class RankedHit(_message.Message):
     __slots__ = ("id", "score", "global_score", "inliers", "verified", "matches")
