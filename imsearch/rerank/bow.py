@@ -52,12 +52,27 @@ def learn_vocabulary(descriptors: np.ndarray, words: int, seed: int = 0) -> np.n
     return np.asarray(kmeans.centroids, dtype=np.float32)
 
 
+#: From this vocabulary size on, words are assigned through an HNSW graph over the words.
+HNSW_FROM_WORDS = 4096
+#: Candidate list of that graph: 16 assigns 99 % of RootSIFT descriptors to the exact nearest
+#: word (measured on SMVS photos against a 16,384-word vocabulary) at ~1/6 of the cost.
+HNSW_EF = 16
+
+
 class Quantizer:
-    """Nearest visual word of each descriptor."""
+    """Nearest visual word of each descriptor: exact for small vocabularies, through an HNSW
+    graph over the words for large ones (quantizing is most of what an add costs)."""
 
     def __init__(self, vocabulary: np.ndarray) -> None:
         self.vocabulary = vocabulary
-        self._index = faiss.IndexFlatL2(vocabulary.shape[1])
+        dim = vocabulary.shape[1]
+        if len(vocabulary) >= HNSW_FROM_WORDS:
+            graph = faiss.IndexHNSWFlat(dim, 32)
+            graph.hnsw.efConstruction = 40
+            graph.hnsw.efSearch = HNSW_EF
+            self._index: faiss.Index = graph
+        else:
+            self._index = faiss.IndexFlatL2(dim)
         self._index.add(vocabulary)
 
     @property

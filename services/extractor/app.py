@@ -11,9 +11,8 @@ equal size share a forward pass — a GPU is then used well).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import numpy as np
@@ -37,64 +36,9 @@ from services.common.app import (
     require_media_type,
     service_app,
 )
+from services.common.batching import MicroBatcher
 from services.common.codec import PROTOBUF, bbox_from_pb, local_to_pb, vector_to_pb
 from services.contracts.v1 import messages_pb2 as pb
-
-
-class MicroBatcher:
-    """Groups concurrent requests into one call of ``describe`` (a list in, rows out)."""
-
-    def __init__(
-        self,
-        describe: Callable[[Sequence[Image.Image]], np.ndarray],
-        window_s: float,
-        max_batch: int = 32,
-    ) -> None:
-        self._describe = describe
-        self._window = window_s
-        self._max = max_batch
-        self._queue: asyncio.Queue[tuple[Image.Image, asyncio.Future[np.ndarray]]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
-        self.batches: list[int] = []  # sizes of recent batches (observability, tests)
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._task
-
-    async def submit(self, image: Image.Image) -> np.ndarray:
-        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
-        await self._queue.put((image, future))
-        return await future
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            batch = [await self._queue.get()]
-            deadline = loop.time() + self._window
-            while len(batch) < self._max:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), remaining))
-                except TimeoutError:
-                    break
-            self.batches = [*self.batches[-99:], len(batch)]
-            try:
-                vectors = await run_in_threadpool(self._describe, [img for img, _ in batch])
-            except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (_, future), vector in zip(batch, vectors, strict=True):
-                if not future.done():
-                    future.set_result(vector)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -108,7 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         sift = SiftExtractor(settings.local_max_side, settings.local_max_keypoints)
         state["extractor"] = InProcessExtractor(extractor, settings.image_limits(), sift)
-        batcher = MicroBatcher(extractor.describe, settings.batch_window_ms / 1000.0)
+        batcher: MicroBatcher[Image.Image, np.ndarray] = MicroBatcher(
+            lambda images: list(extractor.describe(images)), settings.batch_window_ms / 1000.0
+        )
         batcher.start()
         state["batcher"] = batcher
         try:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -37,7 +37,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from imsearch.collection import collection_stages
-from imsearch.errors import ConfigError, IndexNotReady, ModelMismatch
+from imsearch.errors import ConfigError, DimensionMismatch, IndexNotReady, ModelMismatch
 from imsearch.index.catalog import Item
 from imsearch.index.store import SNAPSHOT_FILE, IndexStore
 from imsearch.indexing import maintain_collection
@@ -58,6 +58,7 @@ from services.common.app import (
     running,
     service_app,
 )
+from services.common.batching import MicroBatcher
 from services.common.codec import (
     PROTOBUF,
     candidates_to_pb,
@@ -77,17 +78,27 @@ log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024 * 1024
 
 
-def add_new(store: IndexStore, model_id: str, items: list[Item]) -> int:
-    """Add items whose id is new or whose content changed; returns how many were written."""
+def fresh_items(store: IndexStore, model_id: str, items: list[Item]) -> list[Item]:
+    """The items to write: those whose id is new or whose content changed. A request of
+    another model or with descriptors of the wrong size is refused here, on its own."""
     if model_id and model_id != store.model_id:
         raise ModelMismatch(
             f"this collection holds descriptors of {store.model_id}, the request sends {model_id}"
         )
+    for item in items:
+        if item.vector.shape != (store.dim,):
+            raise DimensionMismatch(
+                f"descriptor of {item.ext_id!r} has {item.vector.size} values, not {store.dim}"
+            )
     known = store.catalog.info([i.ext_id for i in items])
-    fresh = [i for i in items if i.sha256 is None or known.get(i.ext_id, (None,))[0] != i.sha256]
-    if fresh:
-        store.add(fresh)
-    return len(fresh)
+    return [i for i in items if i.sha256 is None or known.get(i.ext_id, (None,))[0] != i.sha256]
+
+
+def write_together(store: IndexStore, requests: Sequence[list[Item]]) -> list[int]:
+    """One durable write for the items of concurrent add requests (a group commit: one
+    fsync of the features and one catalog commit instead of one per request)."""
+    store.add([item for items in requests for item in items])
+    return [len(items) for items in requests]
 
 
 def info_response(store: IndexStore, ids: list[str]) -> pb.InfoResponse:
@@ -156,11 +167,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def failed(exc: Exception) -> None:
         holder.error = f"{type(exc).__name__}: {exc}"
 
+    def write(requests: Sequence[list[Item]]) -> list[int]:
+        assert holder.store is not None
+        return write_together(holder.store, requests)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         interval = settings.replica_poll_s if settings.replica else settings.maintenance_s
+        app.state.writes = MicroBatcher(write, window_s=0.0, max_batch=256)
+        app.state.writes.start()
         async with running(every(interval, refresh, "search upkeep", failed)):
             yield
+        await app.state.writes.stop()
         if holder.store is not None:
             await run_in_threadpool(_close, holder, settings)
 
@@ -220,7 +238,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         message = await read_message(request, pb.AddRequest, MAX_BODY)
         items = [item_from_pb(i) for i in message.items]
         target = writable() or await _create(message.model_id, items)
-        added = await run_in_threadpool(add_new, target, message.model_id, items)
+        fresh = await run_in_threadpool(fresh_items, target, message.model_id, items)
+        added = await app.state.writes.submit(fresh) if fresh else 0
         return protobuf_response(pb.AddResponse(added=added))
 
     async def _create(model_id: str, items: list[Item]) -> IndexStore:

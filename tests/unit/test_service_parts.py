@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from imsearch.errors import ConfigError, DependencyUnavailable, ModelMismatch
+from services.common.batching import MicroBatcher
 from services.common.client import ServiceClient
 from services.contracts.v1 import messages_pb2 as pb
-from services.extractor.app import MicroBatcher
 
 
 def widths(images: Sequence[Image.Image]) -> np.ndarray:
