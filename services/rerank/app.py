@@ -107,4 +107,3 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Health(status="ready", detail={"feature_store": store})
 
     return app
-

@@ -225,6 +225,7 @@ def test_services_start_in_any_order_gateway_first(tmp_path: Path, redis_url: st
     try:
         gateway.launch()
         wait_healthy(gateway.url)
+        wait_composed(gateway.url)
         for started in ("rerank", "search", "extractor"):
             reply = httpx.get(f"{gateway.url}/readyz")
             assert reply.status_code == 503 and reply.json()["error"]["code"] == "not_ready"
@@ -240,6 +241,17 @@ def test_services_start_in_any_order_gateway_first(tmp_path: Path, redis_url: st
     finally:
         for server in (gateway, *servers.values()):
             server.stop()
+
+
+def wait_composed(url: str, seconds: float = 60) -> None:
+    """Until the gateway has composed its pipeline: /readyz then names each service's state
+    (before that it answers 503 'the engine is loading', without a per-service detail)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if "detail" in httpx.get(f"{url}/readyz", timeout=5).json():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{url} never composed its pipeline")
 
 
 def wait_healthy(url: str, seconds: float = 60) -> None:

@@ -210,6 +210,7 @@ def test_the_search_service_is_not_ready_until_its_collection_is_open(
     import imsearch.index.store as store_module
     from imsearch.settings import Settings
     from services.search.app import create_app
+
     opening = threading.Event()
     original = store_module.IndexStore.__init__
 
