@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 SHARED ?= ../shared/data
 RESULTS ?= docs/results
 
-.PHONY: install run test test-all system-deps container-deps images compose-smoke clients validate lint eval bench bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-train train-smoke clean
+.PHONY: install run test test-all system-deps container-deps images compose-smoke clients validate lint eval bench bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-scale bench-train generic-vocabulary train-smoke clean
 
 $(STAMP): pyproject.toml clients/python/setup.py clients/typescript/package-lock.json
 	$(PYTHON) -m venv $(VENV)
@@ -70,7 +70,7 @@ eval: install  ## the default pipeline on SMVS DVD covers (about 5 minutes)
 	mkdir -p $(RESULTS)
 	$(BIN)/imsearch eval $(SHARED)/smvs-dvd --json $(RESULTS)/eval-smvs-default.json
 
-bench: bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-train  ## all of docs/BENCHMARKS.md (hours)
+bench: bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-scale bench-train  ## all of docs/BENCHMARKS.md (hours)
 
 bench-features: install  ## descriptor grid: backbone x size x pooling x scales x whitening
 	mkdir -p $(RESULTS)
@@ -102,6 +102,23 @@ bench-restart: install  ## start/stop times of the single-writer services on the
 	ln -s $(abspath $(SHARED))/smvs-dvd/images/ref_* $(abspath $(SHARED))/smvs-dvd/images/wall_* var/restart-db/
 	$(BIN)/imsearch index var/restart-db --data-dir var/restart --no-progress
 	scripts/bench-restart.sh var/restart $(RESULTS)
+
+BASELINE ?= 5cae098
+bench-scale: install  ## N items served by real processes, this code and the one before issue 12
+	for n in 10000 100000; do \
+	  $(BIN)/imsearch bench scale --items $$n --features-from $(SHARED)/smvs-dvd/images \
+	    --json $(RESULTS)/bench-scale-$$n.json --work var/bench-scale-$$n; done
+	[ -d var/baseline ] || git worktree add var/baseline $(BASELINE)
+	for n in 10000 100000; do \
+	  $(BIN)/python scripts/bench_scale_baseline.py var/baseline $$n $(SHARED)/smvs-dvd/images \
+	    var/bench-scale-base-$$n $(RESULTS)/bench-scale-before-$$n.json; done
+	# 1M needs ~140 GB of disk for real-size local features:
+	#   imsearch bench scale --items 1000000 --features-from ... --json ...-1000000.json
+
+generic-vocabulary: install  ## the shipped vocabulary, from Debian's stellarium-data and sway-backgrounds images
+	mkdir -p var/generic-vocab && cd var/generic-vocab && apt-get download stellarium-data sway-backgrounds
+	cd var/generic-vocab && for d in *.deb; do dpkg-deb -x $$d x; done
+	$(BIN)/imsearch vocabulary var/generic-vocab/x/usr/share --out imsearch/data/vocabulary-generic.npy
 
 bench-train: install  ## fine-tuning recipes on SMVS: train on covers 001-050, measure on 051-100
 	scripts/bench-train.sh $(SHARED) $(RESULTS)

@@ -467,6 +467,32 @@ def _training_data(source: Path, queries: tuple[str, ...], db: tuple[str, ...]) 
 
 
 @app.command()
+def vocabulary(
+    folder: Annotated[Path, typer.Argument(help="Images to learn the visual words from.")],
+    out: Annotated[Path, typer.Option(help="Where to write the vocabulary (.npy).")],
+    words: Annotated[
+        int | None, typer.Option(help="Words (default IMSEARCH_VOCABULARY_WORDS).")
+    ] = None,
+    images: Annotated[int, typer.Option(help="At most this many images, spread evenly.")] = 2000,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Learn a visual vocabulary from a folder of images, for IMSEARCH_VOCABULARY=FILE (the
+    shipped generic one was made this way: make generic-vocabulary)."""
+    from imsearch.rerank.visual_words import vocabulary_from_folder
+
+    cfg = settings(vocabulary_words=words)
+    try:
+        vocabulary, report = vocabulary_from_folder(folder, cfg, images, progress)
+    except ImsearchError as exc:
+        raise _fail(exc) from exc
+    out.parent.mkdir(parents=True, exist_ok=True)
+    import numpy as np
+
+    np.save(out, vocabulary.astype(np.float16))
+    typer.echo(f"{out}: {report}")
+
+
+@app.command()
 def stats(data_dir: DataDir = None) -> None:
     """Print what the collection holds."""
     from imsearch.engine import open_store

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
@@ -25,6 +26,7 @@ from imsearch.ids import normalize_id
 from imsearch.images import ImageLimits, decode_image, list_images, make_thumbnail, sha256_hex
 from imsearch.index.catalog import Item
 from imsearch.index.store import IndexStore
+from imsearch.rerank.bow import GENERIC_VOCABULARY, generic_vocabulary
 from imsearch.rerank.visual_words import VisualWords
 from imsearch.settings import Settings
 
@@ -268,11 +270,19 @@ def maybe_learn_whitening(store: IndexStore, settings: Settings) -> str:
 
 
 def maybe_learn_vocabulary(words: VisualWords | None, settings: Settings) -> str:
-    """Learn the collection's visual vocabulary once it has enough images with local features."""
+    """Give the collection its visual vocabulary: the generic one or a given file at once, or
+    one learned from its own features once it has enough images with them."""
     if words is None:
         return "none (local features off)"
     if words.quantizer is not None:
         return f"kept ({words.quantizer.size} words)"
+    if settings.vocabulary != "collection":
+        generic = settings.vocabulary == "generic"
+        path = GENERIC_VOCABULARY if generic else Path(settings.vocabulary)
+        if not path.is_file():
+            raise ConfigError(f"IMSEARCH_VOCABULARY: no vocabulary file at {path}")
+        size = words.install_vocabulary(generic_vocabulary() if generic else np.load(path))
+        return f"{'generic' if generic else path.name}: {size} words"
     count = words.store.catalog.local_count()
     if count < settings.vocabulary_min_images:
         message = (

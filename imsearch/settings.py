@@ -73,7 +73,11 @@ class Settings(BaseSettings):
     local_features: bool = True
     local_max_side: int = Field(800, ge=64, le=4096)
     local_max_keypoints: int = Field(1000, ge=16, le=10_000)
-    #: Visual words learned from the collection once it has ``vocabulary_min_images``.
+    #: Where the visual vocabulary comes from: ``collection`` (learned from the collection's
+    #: own features once it has ``vocabulary_min_images``, ``vocabulary_words`` words),
+    #: ``generic`` (the one shipped with the package, from the first image on) or a path to a
+    #: ``.npy`` file of RootSIFT words (``imsearch vocabulary FOLDER --out FILE``).
+    vocabulary: str = "collection"
     vocabulary_words: int = Field(16384, ge=16)
     vocabulary_min_images: int = Field(50, ge=1)
     #: Default re-ranking: ``none`` or a ``+``-joined combination of qe, dba, diffusion, spatial.

@@ -37,6 +37,16 @@ _WORDS_HEADER = struct.Struct("<I")
 _ARRAYS = ("indptr", "rows", "tf", "row_ids", "norms")
 
 
+#: The vocabulary shipped with the package: learned once from images outside every benchmark
+#: (make generic-vocabulary; docs/BENCHMARKS.md says from what and how it compares).
+GENERIC_VOCABULARY = Path(__file__).resolve().parent.parent / "data" / "vocabulary-generic.npy"
+
+
+def generic_vocabulary() -> np.ndarray:
+    """The packaged generic vocabulary (RootSIFT words) as float32."""
+    return np.load(GENERIC_VOCABULARY).astype(np.float32)
+
+
 def learn_vocabulary(descriptors: np.ndarray, words: int, seed: int = 0) -> np.ndarray:
     """k-means centroids ``(words, 128)`` of RootSIFT ``descriptors``."""
     words = min(words, max(1, len(descriptors) // 10))

@@ -22,6 +22,7 @@ import json
 import logging
 import shutil
 import threading
+import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,11 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from imsearch.errors import ConfigError
+from imsearch.errors import ConfigError, ImsearchError
 from imsearch.features.local import LocalFeatures
 from imsearch.fsutil import replace_atomic, write_atomic
 from imsearch.index.store import IndexStore
 from imsearch.rerank.bow import BowIndex, Quantizer, decode_words, encode_words, learn_vocabulary
+from imsearch.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +92,14 @@ class VisualWords:
         )
         if len(descriptors) > MAX_VOCABULARY_SAMPLE:
             descriptors = descriptors[rng.choice(len(descriptors), MAX_VOCABULARY_SAMPLE, False)]
-        vocabulary = learn_vocabulary(descriptors, words, seed)
+        return self.install_vocabulary(learn_vocabulary(descriptors, words, seed))
+
+    def install_vocabulary(self, vocabulary: np.ndarray) -> int:
+        """Use ``vocabulary`` (learned here, or a generic one) from now on: saved with the
+        collection, every image's words computed with it; returns its size."""
+        if self.store.readonly:
+            raise ConfigError("a read-only store cannot change its vocabulary")
+        vocabulary = np.asarray(vocabulary, dtype=np.float32)
         replace_atomic(self.data_dir / VOCABULARY_FILE, lambda tmp: _save_npy(tmp, vocabulary))
         self.store.catalog.clear_words()  # words of another vocabulary mean nothing now
         self._use_vocabulary(vocabulary)
@@ -263,3 +272,37 @@ class VisualWords:
 def _save_npy(path: Path, array: np.ndarray) -> None:
     with open(path, "wb") as fh:
         np.save(fh, array)
+
+
+def vocabulary_from_folder(
+    folder: Path, settings: Settings, max_images: int = 2000, progress: bool = True
+) -> tuple[np.ndarray, str]:
+    """A vocabulary learned from the SIFT descriptors of a folder's images (a generic one)."""
+    from tqdm import tqdm
+
+    from imsearch.features.local import SiftExtractor
+    from imsearch.images import list_images, load_image
+
+    paths = list_images(folder)
+    if not paths:
+        raise ConfigError(f"no images in {folder}")
+    chosen = paths[:: max(1, len(paths) // max_images)][:max_images]
+    sift = SiftExtractor(settings.local_max_side, settings.local_max_keypoints)
+    started = time.perf_counter()
+    descriptors = []
+    for path in tqdm(chosen, unit="img", disable=not progress, desc="features"):
+        try:
+            descriptors.append(sift.extract(load_image(path)).rootsift())
+        except ImsearchError:
+            continue  # an unreadable file does not stop the run
+    sample = np.concatenate(descriptors)
+    rng = np.random.default_rng(0)
+    if len(sample) > MAX_VOCABULARY_SAMPLE:
+        sample = sample[rng.choice(len(sample), MAX_VOCABULARY_SAMPLE, False)]
+    vocabulary = learn_vocabulary(sample, settings.vocabulary_words)
+    seconds = time.perf_counter() - started
+    report = (
+        f"{len(vocabulary)} words from {len(sample):,} descriptors of {len(descriptors)} images "
+        f"in {seconds:.0f} s"
+    )
+    return vocabulary, report
