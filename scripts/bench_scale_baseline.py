@@ -210,12 +210,18 @@ def serve(role: str, data: Path, port: int, work: Path) -> tuple[subprocess.Pope
         "from imsearch.cli import app; "
         f"sys.argv = ['imsearch', 'serve', '--role', {role!r}, '--port', '{port}']; app()"
     )
+    try:  # a server left behind would answer for this one
+        httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+        raise RuntimeError(f"port {port} is already served")
+    except httpx.TransportError:
+        pass
     log = open(work / f"{role}.log", "w")  # noqa: SIM115 - open for the process's life
     env = {**os.environ, "IMSEARCH_DATA_DIR": str(data), "IMSEARCH_RATE_LIMIT_PER_MIN": "0"}
     started = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-c", code], env=env, stdout=log, stderr=subprocess.STDOUT
     )
+    STARTED.append(proc)
     while time.perf_counter() - started < READY_CAP_S:
         if proc.poll() is not None:
             raise RuntimeError((work / f"{role}.log").read_text()[-2000:])
@@ -241,5 +247,13 @@ def pct(values: list[float]) -> dict[str, float]:
             "mean": float(a.mean()), "n": len(a)}  # fmt: skip
 
 
+#: Every server started, stopped on the way out whatever happened.
+STARTED: list[subprocess.Popen] = []
+
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:
+        for leftover in STARTED:
+            if leftover.poll() is None:
+                leftover.kill()
