@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 SHARED ?= ../shared/data
 RESULTS ?= docs/results
 
-.PHONY: install run test test-all system-deps container-deps images compose-smoke clients validate lint eval bench bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-scale bench-train generic-vocabulary train-smoke clean
+.PHONY: install run test test-all system-deps container-deps images compose-smoke clients validate lint eval bench bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-scale bench-inverted bench-train generic-vocabulary train-smoke clean
 
 $(STAMP): pyproject.toml clients/python/setup.py clients/typescript/package-lock.json
 	$(PYTHON) -m venv $(VENV)
@@ -70,7 +70,7 @@ eval: install  ## the default pipeline on SMVS DVD covers (about 5 minutes)
 	mkdir -p $(RESULTS)
 	$(BIN)/imsearch eval $(SHARED)/smvs-dvd --json $(RESULTS)/eval-smvs-default.json
 
-bench: bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-scale bench-train  ## all of docs/BENCHMARKS.md (hours)
+bench: bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-scale bench-inverted bench-train  ## all of docs/BENCHMARKS.md (hours)
 
 bench-features: install  ## descriptor grid: backbone x size x pooling x scales x whitening
 	mkdir -p $(RESULTS)
@@ -114,6 +114,12 @@ bench-scale: install  ## N items served by real processes, this code and the one
 	    var/bench-scale-base-$$n $(RESULTS)/bench-scale-before-$$n.json; done
 	# 1M needs ~140 GB of disk for real-size local features:
 	#   imsearch bench scale --items 1000000 --features-from ... --json ...-1000000.json
+
+bench-inverted: install  ## the visual-word inverted file: our CSR against tantivy
+	$(BIN)/pip install --quiet -e ".[model,serve,dev,bench]"
+	for n in 10000 100000; do \
+	  $(BIN)/python scripts/bench_inverted_index.py --items $$n \
+	    --json $(RESULTS)/bench-inverted-$$n.json; done
 
 generic-vocabulary: install  ## the shipped vocabulary, from Debian's stellarium-data and sway-backgrounds images
 	mkdir -p var/generic-vocab && cd var/generic-vocab && apt-get download stellarium-data sway-backgrounds

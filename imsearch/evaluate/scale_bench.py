@@ -47,6 +47,7 @@ from imsearch.features.local import LocalFeatures, SiftExtractor
 from imsearch.images import list_images, load_image
 from imsearch.index.catalog import Item
 from imsearch.index.store import IndexStore
+from imsearch.indexing import maybe_learn_vocabulary
 from imsearch.rerank.visual_words import VisualWords
 from imsearch.settings import Settings
 
@@ -95,29 +96,32 @@ class ItemSource:
 
 def build(
     config: ScaleConfig, settings: Settings, source: ItemSource, log: Callable[[str], None]
-) -> dict[str, float]:
-    """The collection, through the bulk path; returns build timings."""
+) -> dict[str, Any]:
+    """The collection, through the bulk path; returns build timings and the vocabulary used."""
     data = config.work / "data"
     shutil.rmtree(data, ignore_errors=True)
     store = IndexStore(data, MODEL_ID, config.dim, settings.index_spec)
     words = VisualWords(store)
     started = time.perf_counter()
-    vocabulary_s = 0.0
+    vocabulary_s, vocabulary = 0.0, "none"
     for start in range(0, config.items, config.batch):
         store.add([source.item(i) for i in range(start, min(start + config.batch, config.items))])
         if words.quantizer is None and start + config.batch >= settings.vocabulary_min_images:
-            began = time.perf_counter()
-            words.learn_vocabulary(settings.vocabulary_words, settings.vocabulary_min_images)
+            began = time.perf_counter()  # as `imsearch index` does (IMSEARCH_VOCABULARY)
+            vocabulary = maybe_learn_vocabulary(words, settings)
             vocabulary_s = time.perf_counter() - began
-            log(f"vocabulary: {words.quantizer.size if words.quantizer else 0} words "
-                f"in {vocabulary_s:.0f} s")  # fmt: skip
+            log(f"vocabulary: {vocabulary} in {vocabulary_s:.0f} s")
         if (start // config.batch) % 40 == 0:
             log(f"built {min(start + config.batch, config.items)}/{config.items}")
     words.flush()
     store.snapshot()
     words.save()
     store.close()
-    return {"build_s": time.perf_counter() - started, "vocabulary_s": vocabulary_s}
+    return {
+        "build_s": time.perf_counter() - started,
+        "vocabulary_s": vocabulary_s,
+        "vocabulary": vocabulary,
+    }
 
 
 def disk_bytes(path: Path) -> int:

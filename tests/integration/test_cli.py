@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import MINI
+from tests.procs import free_port
 
 IMSEARCH = [sys.executable, "-m", "imsearch.cli"]
 KEYS = {
@@ -253,3 +254,30 @@ def test_serve_configuration_errors_are_one_line(
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error [") and proc.stderr.count("\n") == 1, proc.stderr
     assert message in proc.stderr
+
+
+SCALE_KEYS = {"restart_s", "rss_mb", "disk_bytes_per_item", "latency_ms", "add_per_s", "snapshot_s"}
+
+
+@pytest.mark.parametrize("vocabulary", ["collection", "generic"])
+def test_bench_scale_reports_the_contract_keys(tmp_path: Path, fast_env, vocabulary: str) -> None:
+    """`imsearch bench scale` at a size the suite affords (the documented runs are 10k and
+    100k): real services, every contracted key, and each item found by its own features."""
+    port = free_port()
+    env = {**fast_env, "IMSEARCH_VOCABULARY": vocabulary, "IMSEARCH_VOCABULARY_WORDS": "256"}
+    out = tmp_path / "scale.json"
+    args = ["bench", "scale", "--items", "300", "--json", str(out), "--work", str(tmp_path / "w"),
+            "--features-from", str(MINI / "images"), "--queries", "60", "--rerank-queries", "20",
+            "--adds", "40", "--port", str(port)]  # fmt: skip
+    run(args, env)
+    report = json.loads(out.read_text())
+    assert report.keys() >= SCALE_KEYS
+    assert all(report["restart_s"][role] > 0 for role in ("search", "rerank"))
+    assert all(report["rss_mb"][role] > 50 for role in ("search", "rerank"))
+    for call in ("search", "rerank"):
+        assert 0 < report["latency_ms"][call]["p50"] <= report["latency_ms"][call]["p99"]
+    assert report["rerank_found_own_item"] >= 0.9
+    assert report["add_per_s"] > 0 and report["snapshot_s"] >= 0
+    # Local features dominate: ~100 kB per item, not a second copy of anything.
+    assert 20_000 < report["disk_bytes_per_item"] < 200_000
+    assert report["vocabulary"].startswith("generic" if vocabulary == "generic" else "learned")

@@ -9,14 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from imsearch.errors import LocalFeatureError
+from imsearch.errors import ConfigError, LocalFeatureError
 from imsearch.features.local import LocalFeatures, SiftExtractor
 from imsearch.images import load_image
 from imsearch.index.catalog import Item
 from imsearch.index.features import FeatureReader, FeatureRef, FeatureWriter, segment_name
 from imsearch.index.store import IndexStore
-from imsearch.rerank.bow import BowIndex, decode_words, encode_words
+from imsearch.indexing import maybe_learn_vocabulary
+from imsearch.rerank.bow import BowIndex, decode_words, encode_words, generic_vocabulary
 from imsearch.rerank.visual_words import BOW_POINTER, VisualWords
+from imsearch.settings import Settings
 from tests.conftest import DATA, MINI
 
 DIM = 8
@@ -172,6 +174,34 @@ def test_visual_words_are_stored_with_each_add_and_never_quantized_again(
     again = VisualWords(store)
     assert again.shortlist(query, 3) == expected and calls == []
     assert (tmp_path / BOW_POINTER).exists()
+
+
+def test_a_generic_or_given_vocabulary_serves_from_the_first_image(
+    tmp_path: Path, sift_bytes: dict[str, bytes]
+) -> None:
+    covers = [n for n in sift_bytes if n.startswith(("ref_", "wall_"))]
+    store = IndexStore(tmp_path / "generic", "m", DIM)
+    words = VisualWords(store)
+    store.add([Item(covers[0], vector(0), covers[0], {}, sift_bytes[covers[0]])])
+    generic = Settings(vocabulary="generic")
+    assert maybe_learn_vocabulary(words, generic) == f"generic: {len(generic_vocabulary())} words"
+    store.add([Item(n, vector(i), n, {}, sift_bytes[n]) for i, n in enumerate(covers[1:], 1)])
+    assert words.flush(30)
+    assert len(store.catalog.words(store.catalog.int_ids().tolist())) == len(covers)
+    best = words.shortlist(LocalFeatures.from_bytes(sift_bytes["droid_002"]), 3)[0][0]
+    assert store.catalog.ext_ids([best])[best] == "ref_002"
+    assert maybe_learn_vocabulary(words, generic).startswith("kept")
+    store.close()
+
+    given = tmp_path / "words.npy"
+    np.save(given, generic_vocabulary()[:256])
+    store = IndexStore(tmp_path / "given", "m", DIM)
+    words = VisualWords(store)
+    assert maybe_learn_vocabulary(words, Settings(vocabulary=str(given))) == "words.npy: 256 words"
+    with pytest.raises(ConfigError, match="no vocabulary file"):
+        maybe_learn_vocabulary(VisualWords(IndexStore(tmp_path / "x", "m", DIM)),
+                               Settings(vocabulary=str(tmp_path / "absent.npy")))  # fmt: skip
+    store.close()
 
 
 # -- the upgrade from the previous layout ------------------------------------------------------
