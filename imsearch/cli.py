@@ -798,9 +798,10 @@ def _claim_data_dir(role: str, cfg: Settings) -> WriterLock | None:
     writes = {
         "all": True,
         "search": not cfg.replica,
-        "rerank": True,
-        # A gateway keeps the index, or the re-ranking copy, for a stage it runs itself.
-        "gateway": not (cfg.search_url and cfg.rerank_url),
+        # Stateless: it reads the feature store (often a read-only mount) and writes nothing.
+        "rerank": False,
+        # A gateway keeps the collection when it runs the search stage itself.
+        "gateway": not cfg.search_url,
         "extractor": False,
     }[role]
     if not writes:

@@ -98,3 +98,21 @@ def test_a_sigkilled_server_leaves_no_stale_lock(tmp_path: Path, fast_env: dict[
         assert "sending" not in local.stdout and "collection: 10 images" in local.stdout
         server.start()  # and the server again, with everything
         assert httpx.get(f"{server.url}/v1/stats").json()["count"] == 10
+
+
+def test_only_the_services_that_write_claim_the_data_directory(tmp_path: Path) -> None:
+    """The stateless rerank worker and a gateway in front of a search service write nothing:
+    they start on a read-only mount (the compose file mounts the search volume read-only into
+    rerank) and never hold the lock that would stop the real writer."""
+    from imsearch.cli import _claim_data_dir
+    from imsearch.settings import Settings
+
+    data = tmp_path / "data"
+    data.mkdir()
+    assert _claim_data_dir("rerank", Settings(data_dir=data)) is None
+    gateway = Settings(data_dir=data, search_url="http://search:8080")
+    assert _claim_data_dir("gateway", gateway) is None
+    assert not (data / "writer.lock").exists()  # not even created: the mount may be read-only
+    lock = _claim_data_dir("search", Settings(data_dir=data))
+    assert lock is not None and (data / "writer.lock").exists()
+    lock.release()
