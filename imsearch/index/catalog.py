@@ -17,6 +17,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -210,6 +211,20 @@ class Catalog:
     def count(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM items").fetchone()[0])
+
+    @contextmanager
+    def consistent(self) -> Iterator[None]:
+        """Reads inside see one state of the file (one read transaction), even while another
+        process writes it: what a replica builds agrees with the log position it starts from."""
+        with self._lock:
+            if self._db.in_transaction:  # already inside one: the same state
+                yield
+                return
+            self._db.execute("BEGIN")
+            try:
+                yield
+            finally:
+                self._db.execute("COMMIT")
 
     def last_seq(self) -> int:
         with self._lock:

@@ -31,6 +31,7 @@ import json
 import logging
 import threading
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -218,9 +219,15 @@ class IndexStore:
             log.info("snapshot %s does not match %s: rebuilding", snap, self._identity())
         return self._build()
 
+    def _consistent(self) -> AbstractContextManager[None]:
+        """A replica reads while the writer adds: the log position and the items it reads
+        must come from one state of the catalog, or an item added in between is applied
+        twice. The writer's own reads need no such care (it holds the store's lock)."""
+        return self.catalog.consistent() if self.readonly else nullcontext()
+
     def _build(self) -> tuple[VectorIndex, int, BuildInfo]:
         """A fresh index from every descriptor in the catalog."""
-        with self._lock:
+        with self._lock, self._consistent():
             seq = self.catalog.last_seq()
             index, info = build_index(self.catalog, self.spec, self.index_dim, self.transform)
             return index, seq, info
@@ -248,7 +255,7 @@ class IndexStore:
 
         True when the log had been truncated past them and the index was reconciled instead.
         """
-        with self._lock:
+        with self._lock, self._consistent():
             ops = self.catalog.ops_since(self._seq)
             next_seq = ops[0].seq if ops else self.catalog.last_seq() + 1
             if next_seq > self._seq + 1:

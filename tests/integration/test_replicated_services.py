@@ -101,8 +101,10 @@ def run_load(url: str, victim: Server, replica_url: str) -> None:
     with httpx.Client(base_url=url, timeout=120) as http:
         assert http.get("/v1/stats").json()["count"] == len(acked)  # the primary's count
         deadline = time.monotonic() + 30  # the read replica follows the primary's log
-        while httpx.get(f"{replica_url}/v1/stats", headers=TOKEN).json()["count"] != len(acked):
-            assert time.monotonic() < deadline
+        while (seen := httpx.get(f"{replica_url}/v1/stats", headers=TOKEN).json())["count"] != len(
+            acked
+        ):
+            assert time.monotonic() < deadline, (len(acked), seen)
             time.sleep(0.2)
         for image_id, path in acked.items():
             reply = http.post("/v1/search", files={"image": (path.name, path.read_bytes())},
