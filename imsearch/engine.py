@@ -59,9 +59,16 @@ def open_engine(settings: Settings, readonly: bool = False) -> Engine:
             claim.release()
 
 
+def make_extractors(settings: Settings) -> tuple[Extractor, SiftExtractor]:
+    """The network (on the settings' device and runtime) and the SIFT extractor."""
+    network = Extractor(
+        settings.model(), settings.device, settings.batch_size, settings.runtime, settings.threads
+    )
+    return network, SiftExtractor(settings.local_max_side, settings.local_max_keypoints)
+
+
 def _open(settings: Settings, rerank: RerankConfig, readonly: bool) -> Engine:
-    extractor = Extractor(settings.model(), settings.device, settings.batch_size)
-    sift = SiftExtractor(settings.local_max_side, settings.local_max_keypoints)
+    extractor, sift = make_extractors(settings)
     store = IndexStore(
         settings.data_dir, extractor.model_id, extractor.dim, settings.index_spec, readonly
     )

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     scales: Annotated[tuple[float, ...], NoDecode] = _MODEL_DEFAULTS["scales"].default
     regions: int = _MODEL_DEFAULTS["regions"].default
     device: str = "auto"
+    #: Where the CNN trunk runs: ``auto`` (OpenVINO, else ONNX Runtime on the CPU; PyTorch on
+    #: a GPU), ``torch`` (eager PyTorch: the reference), ``onnxruntime`` or ``openvino``.
+    runtime: Literal["auto", "torch", "onnxruntime", "openvino"] = "auto"
+    #: Threads of one extraction (unset: the cores this process may use).
+    threads: int | None = Field(None, ge=1, le=256)
     batch_size: int = Field(8, ge=1, le=256)
 
     # -- index ---------------------------------------------------------------------------------
@@ -89,6 +94,9 @@ class Settings(BaseSettings):
     rerank_fusion: str = "interleave"
     rerank_shortlist: int = Field(100, ge=1)
     rerank_workers: int = Field(2, ge=1, le=64)
+    #: Ratio-test matcher of verification: ``matmul`` (one BLAS product) or ``opencv``
+    #: (``BFMatcher``, the reference); both give the same pairs.
+    rerank_matcher: Literal["matmul", "opencv"] = "matmul"
     #: Where rerank workers read local features: a path or an fsspec URL (``s3://…``) of the
     #: search primary's ``<data_dir>/features`` (a shared volume). Unset: that folder here.
     feature_store: str | None = None

@@ -15,6 +15,7 @@ from imsearch.errors import ConfigError
 from imsearch.features.backbones import build_backbone
 from imsearch.features.config import MULTI_SCALES, ModelConfig, Pooling
 from imsearch.features.network import RetrievalNet
+from imsearch.features.runtime import build_trunk, default_threads, resolve_runtime
 from imsearch.images import resize_max_side
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,14 @@ class Extractor:
     shape are batched together; the rest go one by one (padding would pollute the pooling).
     """
 
-    def __init__(self, config: ModelConfig, device: str = "auto", batch_size: int = 8) -> None:
+    def __init__(
+        self,
+        config: ModelConfig,
+        device: str = "auto",
+        batch_size: int = 8,
+        runtime: str = "torch",
+        threads: int | None = None,
+    ) -> None:
         self.config = config
         self.device = resolve_device(device)
         self.batch_size = max(1, batch_size)
@@ -47,7 +55,17 @@ class Extractor:
         self.net = RetrievalNet(backbone, config.pooling, config.gem_p, config.regions)
         self.net.to(self.device).eval()
         self.model_id = make_model_id(config, backbone.weights_sha256, self.net.gem_p)
-        log.info("extractor %s on %s", self.model_id, self.device)
+        self.runtime = resolve_runtime(runtime, self.device)
+        if threads is not None and self.runtime == "torch":
+            torch.set_num_threads(threads)
+        self._trunk = build_trunk(
+            self.net.normalize_input,
+            self.net.features,
+            self.runtime,
+            threads or default_threads(),
+            torch.zeros(1, 3, 224, 224, device=self.device),
+        )
+        log.info("extractor %s on %s (%s)", self.model_id, self.device, self.runtime)
 
     @property
     def dim(self) -> int:
@@ -71,7 +89,7 @@ class Extractor:
     @torch.inference_mode()
     def feature_maps(self, image: Image.Image) -> torch.Tensor:
         """The trunk's output ``(1, C, h, w)`` for one image, used as it is (no resizing)."""
-        return self.net.features(self.net.normalize_input(self._to_batch([np.asarray(image)])))
+        return self._trunk(self._to_batch([np.asarray(image)]))
 
     def _to_batch(self, arrays: Sequence[np.ndarray]) -> torch.Tensor:
         batch = torch.from_numpy(np.stack(arrays)).to(self.device)
@@ -87,8 +105,8 @@ class Extractor:
         for members in groups.values():
             for start in range(0, len(members), self.batch_size):
                 chunk = members[start : start + self.batch_size]
-                vecs = self.net(self._to_batch([a for _, a in chunk]))
-                out[[i for i, _ in chunk]] = vecs
+                maps = self._trunk(self._to_batch([a for _, a in chunk])).to(self.device)
+                out[[i for i, _ in chunk]] = self.net.head(maps)
         return out
 
 

@@ -55,7 +55,10 @@ class RetrievalNet(nn.Module):
         return (x - self.mean) / self.std
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        maps = self.features(self.normalize_input(x))
+        return self.head(self.features(self.normalize_input(x)))
+
+    def head(self, maps: torch.Tensor) -> torch.Tensor:
+        """Pooling, L2N and the checkpoint's whitening: feature maps to descriptors."""
         if self.regions:
             out = LF.l2n(LF.regional(maps, self.pool, self.regions))
         else:

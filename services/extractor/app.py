@@ -20,8 +20,7 @@ from fastapi import FastAPI, Request, Response
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from imsearch.features.extractor import Extractor
-from imsearch.features.local import SiftExtractor
+from imsearch.engine import make_extractors
 from imsearch.images import make_thumbnail
 from imsearch.pipeline import InProcessExtractor
 from imsearch.settings import Settings
@@ -47,10 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        extractor = await run_in_threadpool(
-            Extractor, settings.model(), settings.device, settings.batch_size
-        )
-        sift = SiftExtractor(settings.local_max_side, settings.local_max_keypoints)
+        extractor, sift = await run_in_threadpool(make_extractors, settings)
         state["extractor"] = InProcessExtractor(extractor, settings.image_limits(), sift)
         batcher: MicroBatcher[Image.Image, np.ndarray] = MicroBatcher(
             lambda images: list(extractor.describe(images)), settings.batch_window_ms / 1000.0

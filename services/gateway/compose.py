@@ -20,7 +20,6 @@ from typing import Any
 
 from imsearch.collection import collection_stages, verification
 from imsearch.errors import ConfigError
-from imsearch.features.local import SiftExtractor
 from imsearch.index.store import IndexStore
 from imsearch.indexing import maintain_collection
 from imsearch.pipeline import (
@@ -130,10 +129,9 @@ def compose(settings: Settings) -> Gateway:
 def _extractor(settings: Settings, clients: dict[str, ServiceClient]) -> DescriptorExtractor:
     if "extractor" in clients:
         return RemoteExtractor(clients["extractor"])
-    from imsearch.features.extractor import Extractor  # torch: only when extracting here
+    from imsearch.engine import make_extractors  # torch: only when extracting here
 
-    network = Extractor(settings.model(), settings.device, settings.batch_size)
-    sift = SiftExtractor(settings.local_max_side, settings.local_max_keypoints)
+    network, sift = make_extractors(settings)
     return InProcessExtractor(network, settings.image_limits(), sift, settings.extract_concurrency)
 
 

@@ -1,0 +1,168 @@
+"""Where the CNN trunk runs: eager PyTorch (the reference), ONNX Runtime or OpenVINO.
+
+Only the trunk moves: input normalisation and the convolutional layers, exported once at
+start-up to ONNX with dynamic batch, height and width (about a second; nothing is cached on
+disk, so a new model or a new runtime version can never meet a stale export). Pooling and
+whitening stay in PyTorch: R-MAC's region grid depends on the map's shape, and both cost
+well under a millisecond. On CPU the exported graph runs about twice as fast as eager PyTorch
+for EfficientNet-Lite (depthwise convolutions and TF-style "same" padding are fused); the
+descriptors agree to a cosine above 0.9999 (docs/BENCHMARKS.md §9), so the runtime is not
+part of the model id and collections indexed under one runtime are searched under another.
+
+``auto`` picks OpenVINO, then ONNX Runtime, on the CPU, and PyTorch on a GPU; a runtime whose
+package is missing falls back to PyTorch with a warning.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import warnings
+from collections.abc import Callable
+from typing import Literal, cast
+
+import numpy as np
+import torch
+from torch import nn
+
+from imsearch.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+Runtime = Literal["auto", "torch", "onnxruntime", "openvino"]
+RUNTIMES: tuple[str, ...] = ("auto", "torch", "onnxruntime", "openvino")
+#: What ``auto`` tries on the CPU, fastest first (measured side by side, BENCHMARKS.md §9).
+CPU_PREFERENCE = ("openvino", "onnxruntime")
+
+#: Runs a batch ``(B, 3, H, W)`` of RGB in [0, 1] through normalisation and the trunk.
+TrunkFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+class _Trunk(nn.Module):
+    """Normalisation + trunk as one module: what gets exported."""
+
+    def __init__(self, normalize: Callable[[torch.Tensor], torch.Tensor], trunk: nn.Module):
+        super().__init__()
+        self.normalize = normalize
+        self.trunk = trunk
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return cast(torch.Tensor, self.trunk(self.normalize(x)))
+
+
+def default_threads() -> int:
+    """The cores this process may use (cgroup/affinity aware where the OS tells)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_runtime(runtime: str, device: torch.device) -> str:
+    """The runtime that will actually run: ``auto`` and missing packages resolved."""
+    if runtime not in RUNTIMES:
+        raise ConfigError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    if device.type != "cpu":
+        if runtime not in ("auto", "torch"):
+            log.warning("runtime %s runs on the CPU only; using torch on %s", runtime, device)
+        return "torch"
+    wanted = CPU_PREFERENCE if runtime == "auto" else (runtime,)
+    for name in wanted:
+        if name == "torch" or _importable(name):
+            return name
+    if runtime != "auto":
+        log.warning("runtime %s is not installed; using eager PyTorch", runtime)
+    return "torch"
+
+
+def build_trunk(
+    normalize: Callable[[torch.Tensor], torch.Tensor],
+    trunk: nn.Module,
+    runtime: str,
+    threads: int,
+    example: torch.Tensor,
+) -> TrunkFn:
+    """A function running ``trunk(normalize(x))`` on ``runtime`` (already resolved)."""
+    module = _Trunk(normalize, trunk).eval()
+    if runtime == "torch":
+        return module
+    onnx = export_onnx(module, example)
+    if runtime == "onnxruntime":
+        return _onnxruntime(onnx, threads)
+    if runtime == "openvino":
+        return _openvino(onnx, threads)
+    raise ConfigError(f"unknown runtime {runtime!r}")
+
+
+def export_onnx(module: nn.Module, example: torch.Tensor) -> bytes:
+    """The module as ONNX with dynamic batch, height and width."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        # The TorchScript-based exporter: the dynamo one needs onnxscript and gives the same
+        # graph for these convolutional trunks.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            (example,),
+            buffer,  # type: ignore[arg-type]  # file-like objects are accepted too
+            input_names=["images"],
+            output_names=["maps"],
+            dynamic_axes={"images": {0: "b", 2: "h", 3: "w"}, "maps": {0: "b", 2: "y", 3: "x"}},
+            opset_version=17,
+            dynamo=False,
+        )
+    return buffer.getvalue()
+
+
+def _onnxruntime(onnx: bytes, threads: int) -> TrunkFn:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    # Spinning threads would steal the cores from SIFT and matching right after each call.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(onnx, options, providers=["CPUExecutionProvider"])
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        out = session.run(None, {"images": _as_numpy(x)})[0]
+        return torch.from_numpy(np.asarray(out))
+
+    return run
+
+
+def _openvino(onnx: bytes, threads: int) -> TrunkFn:
+    import openvino as ov
+
+    core = ov.Core()
+    compiled = core.compile_model(
+        core.read_model(onnx),
+        "CPU",
+        {
+            "INFERENCE_NUM_THREADS": threads,
+            "PERFORMANCE_HINT": "LATENCY",
+            # fp32 throughout: bf16 on CPUs that have it would change the descriptors.
+            "INFERENCE_PRECISION_HINT": "f32",
+        },
+    )
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        # One request per call: concurrent extractions must not share its output buffers.
+        out = compiled.create_infer_request().infer({0: _as_numpy(x)})[0]
+        return torch.from_numpy(np.array(out, copy=True))
+
+    return run
+
+
+def _as_numpy(x: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+
+
+def _importable(name: str) -> bool:
+    try:
+        __import__(name)
+    except ImportError:
+        return False
+    return True

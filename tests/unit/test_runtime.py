@@ -1,0 +1,81 @@
+"""Faster CPU runtimes give the eager PyTorch descriptors; the fast matcher the same pairs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from imsearch.features.config import ModelConfig
+from imsearch.features.extractor import Extractor
+from imsearch.features.local import SiftExtractor
+from imsearch.features.runtime import resolve_runtime
+from imsearch.features.whitening import learn_pca_whitening
+from imsearch.images import load_image
+from imsearch.rerank.spatial import VerifyParams, ratio_matches, verify
+from tests.conftest import MINI
+
+IMAGES = sorted((MINI / "images").glob("*.jpg"))
+
+
+@pytest.fixture(scope="module")
+def images() -> list:
+    return [load_image(p) for p in IMAGES]
+
+
+@pytest.fixture(scope="module")
+def eager(images) -> np.ndarray:
+    """The reference: the shipped configuration (1024 px, R-MAC) in eager PyTorch."""
+    return Extractor(ModelConfig(), device="cpu", runtime="torch").describe(images)
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_runtime_descriptors_equal_eager_ones(runtime: str, images, eager) -> None:
+    fast = Extractor(ModelConfig(), device="cpu", runtime=runtime, threads=2)
+    assert fast.runtime == runtime
+    got = fast.describe(images)
+    # Shapes differ image by image (portrait, landscape, odd sizes): the export is dynamic.
+    assert len({img.size for img in images}) > 2
+    assert np.min(np.sum(got * eager, axis=1)) >= 0.999
+    # ... and after the collection's PCA whitening, which amplifies weak components.
+    whitening = learn_pca_whitening(eager)
+    a, b = whitening.apply(eager), whitening.apply(got)
+    cosine = np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert np.min(cosine) >= 0.999
+    # Batches of equal-shape images run through the exported graph too.
+    pair = [images[0], images[0].copy()]
+    np.testing.assert_allclose(fast.describe(pair), eager[[0, 0]], atol=2e-3)
+
+
+def test_auto_runtime_and_fallbacks(monkeypatch) -> None:
+    import torch
+
+    from imsearch.errors import ConfigError
+    from imsearch.features import runtime
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert resolve_runtime("auto", cpu) == "openvino"
+    assert resolve_runtime("auto", gpu) == "torch"
+    assert resolve_runtime("onnxruntime", gpu) == "torch"  # CPU-only runtimes leave the GPU
+    monkeypatch.setattr(runtime, "_importable", lambda name: name == "onnxruntime")
+    assert resolve_runtime("auto", cpu) == "onnxruntime"
+    assert resolve_runtime("openvino", cpu) == "torch"  # not installed: eager, with a warning
+    with pytest.raises(ConfigError, match="unknown runtime"):
+        resolve_runtime("tensorflow", cpu)
+
+
+def test_matmul_matcher_gives_the_opencv_pairs() -> None:
+    sift = SiftExtractor(max_side=640, max_keypoints=800)
+    query = sift.extract(load_image(MINI / "images" / "canon_001.jpg"))
+    params = VerifyParams()
+    for name in ("ref_001", "ref_002", "wall_altai"):
+        cand = sift.extract(load_image(MINI / "images" / f"{name}.jpg"))
+        fast = ratio_matches(query.rootsift(), cand.rootsift(), 0.8, "matmul")
+        reference = ratio_matches(query.rootsift(), cand.rootsift(), 0.8, "opencv")
+        assert len(fast) > 0
+        # Float rounding may flip a pair whose two distances tie to the last bit.
+        same = {tuple(p) for p in fast} & {tuple(p) for p in reference}
+        assert len(same) >= 0.99 * max(len(fast), len(reference))
+    a = verify(query, sift.extract(load_image(MINI / "images" / "ref_001.jpg")), params)
+    assert a.verified(params)
+    with pytest.raises(ValueError, match="unknown matcher"):
+        ratio_matches(query.rootsift(), query.rootsift(), 0.8, "flann")
