@@ -26,5 +26,7 @@ def collection_stages(
 def verification(settings: Settings, features: str | Path | None = None) -> SpatialReranker:
     """Geometric verification over a feature store (default: the data directory's)."""
     root = features or settings.feature_store or Path(settings.data_dir) / FEATURES_DIR
-    verifier = Verifier(FeatureReader(root), settings.rerank_workers)
+    verifier = Verifier(
+        FeatureReader(root), settings.rerank_workers, matcher=settings.rerank_matcher
+    )
     return SpatialReranker(verifier, settings.rerank_config())

@@ -13,11 +13,12 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
-from imsearch.errors import LocalFeatureError
+from imsearch.errors import ConfigError, LocalFeatureError
 from imsearch.features.local import LocalFeatures
 from imsearch.index.features import FeatureReader, FeatureRef
-from imsearch.rerank.spatial import Verification, VerifyParams, verify
+from imsearch.rerank.spatial import MATCHERS, Verification, VerifyParams, verify
 
 log = logging.getLogger(__name__)
 
@@ -25,8 +26,17 @@ log = logging.getLogger(__name__)
 class Verifier:
     """Verifies a query against candidates by reference, in parallel waves."""
 
-    def __init__(self, reader: FeatureReader, workers: int = 2, cache_size: int = 2048) -> None:
+    def __init__(
+        self,
+        reader: FeatureReader,
+        workers: int = 2,
+        cache_size: int = 2048,
+        matcher: str = "matmul",
+    ) -> None:
+        if matcher not in MATCHERS:
+            raise ConfigError(f"unknown matcher {matcher!r}; choose one of {', '.join(MATCHERS)}")
         self.reader = reader
+        self.matcher = matcher
         self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="verify")
         self._cache: OrderedDict[FeatureRef, LocalFeatures] = OrderedDict()
         self._cache_size = cache_size
@@ -71,6 +81,7 @@ class Verifier:
         """One verification per reference, in order; with ``early_exit_inliers``, the waves
         after the one in which a candidate reached it are not verified (None)."""
         rootsift = query.rootsift()
+        params = replace(params, matcher=self.matcher)
         readable = {i: f for i, f in enumerate(self.features(refs)) if f is not None}
         results: list[Verification | None] = [None] * len(refs)
         wave = max(1, self._pool._max_workers)
