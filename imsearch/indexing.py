@@ -137,7 +137,7 @@ def index_files(
     bar = tqdm(total=len(files), unit="img", disable=not progress, desc="indexing")
     with ThreadPoolExecutor(max_workers=2) as pool:
         side = max(extractor.decode_side, sift.max_side if sift else 0)
-        for batch in _prefetch(pool, files, side, limits, batch_size, sift):
+        for batch in _prefetch(pool, files, side, limits, batch_size, sift, indexed):
             todo = [loaded for loaded in batch if screen(loaded, seen, indexed, report)]
             report.reused += _add_batch(store, extractor, todo, by_hash)
             report.added += len(todo)
@@ -173,12 +173,15 @@ def _prefetch(
     limits: ImageLimits,
     batch_size: int,
     sift: SiftExtractor | None,
+    indexed: dict[str, str | None],
 ) -> Iterator[list[Loaded]]:
     """Yield decoded batches while the next batch decodes in the pool."""
     batches = [files[i : i + batch_size] for i in range(0, len(files), batch_size)]
     pending: list[Future[Loaded]] | None = None
     for batch in [*batches, None]:
-        submitted = [pool.submit(_load, *f, side, limits, sift) for f in batch] if batch else None
+        submitted = (
+            [pool.submit(_load, *f, side, limits, sift, indexed) for f in batch] if batch else None
+        )
         if pending is not None:
             yield [f.result() for f in pending]
         pending = submitted
@@ -209,10 +212,11 @@ def _load(
     side: int,
     limits: ImageLimits,
     sift: SiftExtractor | None,
+    indexed: dict[str, str | None],
 ) -> Loaded:
     loaded, data = read_source(path, ext_id, shown)
-    if loaded.error:
-        return loaded
+    if loaded.error or indexed.get(loaded.ext_id) == loaded.sha256:
+        return loaded  # nothing to decode: unreadable, or indexed already with this content
     try:
         loaded.image = decode_image(data, limits, side)
         loaded.thumbnail = make_thumbnail(loaded.image)
