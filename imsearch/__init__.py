@@ -6,16 +6,16 @@ not listed in ``__all__`` may change without notice.
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from imsearch.errors import ImsearchError
-from imsearch.features.config import ModelConfig
-from imsearch.index import Hit, IndexStore, Item
-from imsearch.pipeline import SearchPipeline, SearchResult
-from imsearch.settings import Settings
-
 if TYPE_CHECKING:
+    from imsearch.errors import ImsearchError
+    from imsearch.features.config import ModelConfig
     from imsearch.features.extractor import Extractor
+    from imsearch.index import Hit, IndexStore, Item
+    from imsearch.pipeline import SearchPipeline, SearchResult
+    from imsearch.settings import Settings
 
 __all__ = [
     "Extractor",
@@ -29,11 +29,23 @@ __all__ = [
     "Settings",
 ]
 
+#: Where each public name lives. Imported on first use: a process that only re-ranks never
+#: loads FAISS or torch, and one that only extracts never loads FAISS.
+_HOMES = {
+    "Extractor": "imsearch.features.extractor",
+    "Hit": "imsearch.index",
+    "ImsearchError": "imsearch.errors",
+    "IndexStore": "imsearch.index",
+    "Item": "imsearch.index",
+    "ModelConfig": "imsearch.features.config",
+    "SearchPipeline": "imsearch.pipeline",
+    "SearchResult": "imsearch.pipeline",
+    "Settings": "imsearch.settings",
+}
+
 
 def __getattr__(name: str) -> Any:
-    # torch is imported only by what extracts descriptors.
-    if name == "Extractor":
-        from imsearch.features.extractor import Extractor
-
-        return Extractor
-    raise AttributeError(name)
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(name)
+    return getattr(import_module(home), name)
