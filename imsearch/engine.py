@@ -59,23 +59,28 @@ def open_engine(settings: Settings, readonly: bool = False) -> Engine:
             claim.release()
 
 
-def make_extractors(settings: Settings) -> tuple[Extractor, SiftExtractor]:
-    """The network (on the settings' device and runtime) and the SIFT extractor."""
+def make_extractors(settings: Settings) -> tuple[Extractor, SiftExtractor, SiftExtractor]:
+    """The network (on the settings' device and runtime), the SIFT extractor of the
+    collection's images and the one of query photos."""
     network = Extractor(
         settings.model(), settings.device, settings.batch_size, settings.runtime, settings.threads
     )
-    return network, SiftExtractor(settings.local_max_side, settings.local_max_keypoints)
+    sift = SiftExtractor(settings.local_max_side, settings.local_max_keypoints)
+    query_side = settings.query_local_max_side or settings.local_max_side
+    return network, sift, SiftExtractor(query_side, settings.local_max_keypoints)
 
 
 def _open(settings: Settings, rerank: RerankConfig, readonly: bool) -> Engine:
-    extractor, sift = make_extractors(settings)
+    extractor, sift, query_sift = make_extractors(settings)
     store = IndexStore(
         settings.data_dir, extractor.model_id, extractor.dim, settings.index_spec, readonly
     )
     words, finder = collection_stages(store, settings.local_features)
     reranker = verification(settings, store.features.root)
     pipeline = SearchPipeline(
-        InProcessExtractor(extractor, settings.image_limits(), sift, settings.extract_concurrency),
+        InProcessExtractor(
+            extractor, settings.image_limits(), sift, settings.extract_concurrency, query_sift
+        ),
         LocalSearcher(store, finder),
         LRUCache(settings.cache_size),
         reranker,

@@ -72,6 +72,7 @@ class DescriptorExtractor(Protocol):
         global_: bool = True,
         local: bool = False,
         thumbnails: bool = False,
+        query: bool = False,
     ) -> Extracted: ...
 
 
@@ -122,10 +123,13 @@ class InProcessExtractor:
         limits: ImageLimits,
         sift: SiftExtractor | None = None,
         concurrency: int = 2,
+        query_sift: SiftExtractor | None = None,
     ) -> None:
         self.extractor = extractor
         self.limits = limits
         self.sift = sift or SiftExtractor()
+        #: Local features of query photos (a smaller side costs less; the collection's stay).
+        self.query_sift = query_sift or self.sift
         # Requests beyond this wait their turn: on CPU, more extractions at once only share
         # the same cores while each holds its own full-size buffers (memory grows with them).
         self._slots = threading.BoundedSemaphore(concurrency)
@@ -140,7 +144,8 @@ class InProcessExtractor:
 
     @property
     def local_id(self) -> str:
-        return self.sift.config_id
+        """What a query's local features depend on (their cache key)."""
+        return self.query_sift.config_id
 
     def decode(self, data: bytes, box: BBox | None = None) -> Image.Image:
         """Safe decoding at the resolution both descriptors need, cropped to ``box``."""
@@ -158,13 +163,16 @@ class InProcessExtractor:
         global_: bool = True,
         local: bool = False,
         thumbnails: bool = False,
+        query: bool = False,
     ) -> Extracted:
-        """Decode each image once (cropped to its box, if any) and describe it."""
+        """Decode each image once (cropped to its box, if any) and describe it; ``query``
+        photos get the query side's local features."""
         boxes = boxes or [None] * len(images)
+        sift = self.query_sift if query else self.sift
         with self._slots:
             decoded = [self.decode(data, box) for data, box in zip(images, boxes, strict=True)]
             vectors = self.extractor.describe(decoded) if global_ else None
-            local_features = [self.sift.extract(img) for img in decoded] if local else None
+            local_features = [sift.extract(img) for img in decoded] if local else None
             small = [make_thumbnail(img) for img in decoded] if thumbnails else None
         return Extracted(vectors, local_features, small)
 
@@ -278,7 +286,9 @@ class SearchPipeline:
         local_bytes = self.cache.get(local_key) if local else None
         need_global, need_local = vector is None, local and local_bytes is None
         if need_global or need_local:
-            got = self.extractor.extract([data], [bbox], global_=need_global, local=need_local)
+            got = self.extractor.extract(
+                [data], [bbox], global_=need_global, local=need_local, query=True
+            )
             if got.vectors is not None:
                 vector = got.vectors[0]
                 self.cache.put(global_key, vector)

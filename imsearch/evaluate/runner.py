@@ -285,6 +285,7 @@ def _settings_summary(settings: Settings) -> dict[str, Any]:
         "threads",
         "local_features",
         "local_max_side",
+        "query_local_max_side",
         "local_max_keypoints",
         "vocabulary_words",
         "rerank_matcher",

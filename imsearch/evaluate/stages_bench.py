@@ -72,6 +72,7 @@ def run_stages(
         "rerank_workers": settings.rerank_workers,
         "threads": settings.threads,
         "local_max_side": settings.local_max_side,
+        "query_local_max_side": settings.query_local_max_side,
         "ms": summary,
     }
 
@@ -84,7 +85,8 @@ def _time_stages(engine: Engine, data: bytes, bbox: Any, options: EvalOptions) -
     image = clock("decode", lambda: inproc.decode(data, bbox))
     vector = clock("cnn", lambda: engine.extractor.describe([image])[0])
     config = options.rerank
-    local = clock("sift", lambda: inproc.sift.extract(image)) if config.needs_local else None
+    sift = inproc.query_sift
+    local = clock("sift", lambda: sift.extract(image)) if config.needs_local else None
     shortlist = max(10, config.shortlist if config.stages else 10)
     query = QueryFeatures(vector, local)
     found = clock("search", lambda: engine.pipeline.searcher.candidates(query, shortlist, config))

@@ -46,8 +46,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        extractor, sift = await run_in_threadpool(make_extractors, settings)
-        state["extractor"] = InProcessExtractor(extractor, settings.image_limits(), sift)
+        extractor, sift, query_sift = await run_in_threadpool(make_extractors, settings)
+        state["extractor"] = InProcessExtractor(
+            extractor, settings.image_limits(), sift, query_sift=query_sift
+        )
         batcher: MicroBatcher[Image.Image, np.ndarray] = MicroBatcher(
             lambda images: list(extractor.describe(images)), settings.batch_window_ms / 1000.0
         )
@@ -80,7 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if message.want_global:
             reply.vector.CopyFrom(vector_to_pb(await state["batcher"].submit(image)))
         if message.want_local:
-            features = await run_in_threadpool(extractor.sift.extract, image)
+            sift = extractor.query_sift if message.query else extractor.sift
+            features = await run_in_threadpool(sift.extract, image)
             reply.local.CopyFrom(local_to_pb(features))
         if message.want_thumbnail:
             reply.thumbnail = await run_in_threadpool(make_thumbnail, image)

@@ -44,12 +44,17 @@ class RemoteExtractor:
         global_: bool = True,
         local: bool = False,
         thumbnails: bool = False,
+        query: bool = False,
     ) -> Extracted:
         boxes = boxes or [None] * len(images)
         vectors, local_features, small = [], [], []
         for data, box in zip(images, boxes, strict=True):
             request = pb.ExtractRequest(
-                image=data, want_global=global_, want_local=local, want_thumbnail=thumbnails
+                image=data,
+                want_global=global_,
+                want_local=local,
+                want_thumbnail=thumbnails,
+                query=query,
             )
             crop = bbox_to_pb(box)
             if crop is not None:

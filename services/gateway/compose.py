@@ -131,8 +131,10 @@ def _extractor(settings: Settings, clients: dict[str, ServiceClient]) -> Descrip
         return RemoteExtractor(clients["extractor"])
     from imsearch.engine import make_extractors  # torch: only when extracting here
 
-    network, sift = make_extractors(settings)
-    return InProcessExtractor(network, settings.image_limits(), sift, settings.extract_concurrency)
+    network, sift, query_sift = make_extractors(settings)
+    return InProcessExtractor(
+        network, settings.image_limits(), sift, settings.extract_concurrency, query_sift
+    )
 
 
 def _searcher(

@@ -25,7 +25,9 @@ def redis_url(tmp_path_factory) -> Iterator[str]:
 
 @pytest.fixture(scope="module", name="cluster")
 def cluster_fixture(tmp_path_factory, redis_url: str) -> Iterator[Cluster]:
-    with cluster(tmp_path_factory.mktemp("cluster"), redis_url) as services:
+    # Query photos get smaller SIFT features than the collection's images (issue 14).
+    query_side = {"extractor": {"IMSEARCH_QUERY_LOCAL_MAX_SIDE": "320"}}
+    with cluster(tmp_path_factory.mktemp("cluster"), redis_url, extra_env=query_side) as services:
         yield services
 
 
@@ -264,3 +266,29 @@ def wait_healthy(url: str, seconds: float = 60) -> None:
             pass
         time.sleep(0.2)
     raise AssertionError(f"{url} never answered /healthz")
+
+
+def test_the_extractor_gives_queries_their_own_sift_side(cluster: Cluster) -> None:
+    from services.contracts.v1 import messages_pb2 as pb
+    from tests.procs import INTERNAL_TOKEN
+
+    image = (MINI / "images" / "canon_001.jpg").read_bytes()
+    widths = {}
+    for query in (False, True):
+        request = pb.ExtractRequest(image=image, want_local=True, query=query)
+        reply = httpx.post(
+            f"{cluster.urls['extractor']}/v1/extract",
+            content=request.SerializeToString(),
+            headers={
+                "Content-Type": "application/x-protobuf",
+                "X-Internal-Token": INTERNAL_TOKEN,
+            },
+            timeout=60,
+        )
+        assert reply.status_code == 200, reply.text
+        message = pb.ExtractResponse.FromString(reply.content)
+        widths[query] = max(message.local.width, message.local.height)
+        assert message.local.count > 50
+    # (test_add_search_cache_get_delete verifies a photo against its cover at this setting)
+    assert widths == {False: 480, True: 320}  # the bundled photos are 480 px wide
+

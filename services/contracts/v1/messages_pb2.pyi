@@ -50,18 +50,20 @@ class BBox(_message.Message):
     def __init__(self, x1: _Optional[float] = ..., y1: _Optional[float] = ..., x2: _Optional[float] = ..., y2: _Optional[float] = ...) -> None: ...
 
 class ExtractRequest(_message.Message):
-    __slots__ = ("image", "want_global", "want_local", "bbox", "want_thumbnail")
+    __slots__ = ("image", "want_global", "want_local", "bbox", "want_thumbnail", "query")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     WANT_GLOBAL_FIELD_NUMBER: _ClassVar[int]
     WANT_LOCAL_FIELD_NUMBER: _ClassVar[int]
     BBOX_FIELD_NUMBER: _ClassVar[int]
     WANT_THUMBNAIL_FIELD_NUMBER: _ClassVar[int]
+    QUERY_FIELD_NUMBER: _ClassVar[int]
     image: bytes
     want_global: bool
     want_local: bool
     bbox: BBox
     want_thumbnail: bool
-    def __init__(self, image: _Optional[bytes] = ..., want_global: _Optional[bool] = ..., want_local: _Optional[bool] = ..., bbox: _Optional[_Union[BBox, _Mapping]] = ..., want_thumbnail: _Optional[bool] = ...) -> None: ...
+    query: bool
+    def __init__(self, image: _Optional[bytes] = ..., want_global: _Optional[bool] = ..., want_local: _Optional[bool] = ..., bbox: _Optional[_Union[BBox, _Mapping]] = ..., want_thumbnail: _Optional[bool] = ..., query: _Optional[bool] = ...) -> None: ...
 
 class ExtractResponse(_message.Message):
     __slots__ = ("model_id", "local_id", "vector", "local", "thumbnail")
