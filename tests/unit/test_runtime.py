@@ -79,3 +79,41 @@ def test_matmul_matcher_gives_the_opencv_pairs() -> None:
     assert a.verified(params)
     with pytest.raises(ValueError, match="unknown matcher"):
         ratio_matches(query.rootsift(), query.rootsift(), 0.8, "flann")
+
+
+def test_query_photos_get_the_query_sift_side(fast_settings) -> None:
+    from imsearch.engine import make_extractors
+    from imsearch.pipeline import InProcessExtractor
+
+    settings = fast_settings.model_copy(update={"query_local_max_side": 300, "runtime": "torch"})
+    network, sift, query_sift = make_extractors(settings)
+    extractor = InProcessExtractor(network, settings.image_limits(), sift, 1, query_sift)
+    data = (MINI / "images" / "canon_001.jpg").read_bytes()
+    added = extractor.extract([data], global_=False, local=True).local
+    asked = extractor.extract([data], global_=False, local=True, query=True).local
+    assert added is not None and asked is not None
+    assert max(added[0].width, added[0].height) == 480  # the photo's own size: never enlarged
+    assert max(asked[0].width, asked[0].height) == 300
+    # The query cache is keyed by what the query's features depend on.
+    assert extractor.local_id == "sift1000@300" and sift.config_id == "sift1000@800"
+
+
+def test_openvino_compiles_each_shape_it_meets_in_the_background(images) -> None:
+    import torch
+
+    from imsearch.features.runtime import OpenVinoTrunk
+
+    fast = Extractor(ModelConfig(max_side=256), device="cpu", runtime="openvino", threads=2)
+    trunk = fast._trunk
+    assert isinstance(trunk, OpenVinoTrunk)
+    x = fast._to_batch([np.asarray(images[0].resize((256, 192)))])
+    first = trunk(x)  # answered by the dynamic model while the static one compiles
+    trunk.wait()
+    assert trunk.static_shapes() == [(1, 3, 192, 256)]
+    torch.testing.assert_close(trunk(x), first, atol=1e-4, rtol=1e-4)
+    # An evicted shape is compiled again when it comes back; the cap holds.
+    small = OpenVinoTrunk(trunk._onnx, 1, max_static=1)
+    for side in (160, 192, 160):
+        small(torch.zeros(1, 3, side, side))
+        small.wait()
+    assert small.static_shapes() == [(1, 3, 160, 160)]
