@@ -66,7 +66,7 @@ def make_extractors(settings: Settings) -> tuple[Extractor, SiftExtractor, SiftE
         settings.model(), settings.device, settings.batch_size, settings.runtime, settings.threads
     )
     sift = SiftExtractor(settings.local_max_side, settings.local_max_keypoints)
-    query_side = settings.query_local_max_side or settings.local_max_side
+    query_side = min(settings.query_local_max_side or settings.local_max_side, sift.max_side)
     return network, sift, SiftExtractor(query_side, settings.local_max_keypoints)
 
 

@@ -106,7 +106,8 @@ class Extractor:
             for start in range(0, len(members), self.batch_size):
                 chunk = members[start : start + self.batch_size]
                 maps = self._trunk(self._to_batch([a for _, a in chunk])).to(self.device)
-                out[[i for i, _ in chunk]] = self.net.head(maps)
+                # .float(): under autocast (AMP) the head computes in half precision.
+                out[[i for i, _ in chunk]] = self.net.head(maps).float()
         return out
 
 

@@ -141,18 +141,20 @@ def _openvino(onnx: bytes, threads: int) -> TrunkFn:
 
 
 class OpenVinoTrunk:
-    """The trunk on OpenVINO: a dynamic-shape model answers any input at once, and each input
-    shape it meets gets a static-shape model compiled in the background (the most recent
-    ``max_static`` are kept), which answers that shape from then on.
+    """The trunk on OpenVINO: a dynamic-shape model answers any input at once, and an input
+    shape met ``compile_after`` times gets a static-shape model compiled in the background
+    (the ``max_static`` most recently used are kept), which answers that shape from then on.
 
     Static shapes let OpenVINO fold the TF-style "same" padding and plan its memory: 17 %
-    less time per 1024 px image on this machine (BENCHMARKS.md §9), same outputs. Compiling in
-    the background keeps the ~0.4 s compilation out of every request; photos come in a few
-    shapes after resizing (4:3 and 16:9, landscape and portrait), so most requests find
-    theirs compiled.
+    less time per 1024 px image on this machine (BENCHMARKS.md §9), same outputs. Phone photos
+    come in a few shapes after resizing (4:3 and 16:9, landscape and portrait), so most
+    requests find theirs compiled; shapes seen once or twice (scans, crops) never pay the
+    ~0.4 s of CPU a compilation takes, and no request waits for one.
     """
 
-    def __init__(self, onnx: bytes, threads: int, max_static: int = 8) -> None:
+    def __init__(
+        self, onnx: bytes, threads: int, max_static: int = 8, compile_after: int = 3
+    ) -> None:
         import openvino as ov
 
         self._core = ov.Core()
@@ -166,7 +168,9 @@ class OpenVinoTrunk:
         self._dynamic = self._core.compile_model(self._core.read_model(onnx), "CPU", self._config)
         self._static: OrderedDict[tuple[int, ...], Any] = OrderedDict()
         self._pending: dict[tuple[int, ...], Future[None]] = {}
+        self._seen: dict[tuple[int, ...], int] = {}
         self._max_static = max_static
+        self._compile_after = compile_after
         self._lock = threading.Lock()
         self._compiler = ThreadPoolExecutor(max_workers=1, thread_name_prefix="openvino-compile")
 
@@ -196,7 +200,11 @@ class OpenVinoTrunk:
                 self._static.move_to_end(shape)
                 return model
             if shape not in self._pending:
-                self._pending[shape] = self._compiler.submit(self._compile, shape)
+                if len(self._seen) > 4096:  # bounded: forget the counts of rare shapes
+                    self._seen.clear()
+                self._seen[shape] = seen = self._seen.get(shape, 0) + 1
+                if seen >= self._compile_after:
+                    self._pending[shape] = self._compiler.submit(self._compile, shape)
         return self._dynamic
 
     def _compile(self, shape: tuple[int, ...]) -> None:

@@ -96,6 +96,10 @@ def test_query_photos_get_the_query_sift_side(fast_settings) -> None:
     assert max(asked[0].width, asked[0].height) == 300
     # The query cache is keyed by what the query's features depend on.
     assert extractor.local_id == "sift1000@300" and sift.config_id == "sift1000@800"
+    # The default query side (720) never exceeds the collection's.
+    assert fast_settings.query_local_max_side == 720
+    capped = fast_settings.model_copy(update={"local_max_side": 256, "runtime": "torch"})
+    assert make_extractors(capped)[2].max_side == 256
 
 
 def test_openvino_compiles_each_shape_it_meets_in_the_background(images) -> None:
@@ -107,12 +111,16 @@ def test_openvino_compiles_each_shape_it_meets_in_the_background(images) -> None
     trunk = fast._trunk
     assert isinstance(trunk, OpenVinoTrunk)
     x = fast._to_batch([np.asarray(images[0].resize((256, 192)))])
-    first = trunk(x)  # answered by the dynamic model while the static one compiles
+    first = trunk(x)  # the dynamic model answers a shape until it is seen three times
+    trunk(x)
+    trunk.wait()
+    assert trunk.static_shapes() == []
+    trunk(x)  # the third: its static model compiles in the background
     trunk.wait()
     assert trunk.static_shapes() == [(1, 3, 192, 256)]
     torch.testing.assert_close(trunk(x), first, atol=1e-4, rtol=1e-4)
     # An evicted shape is compiled again when it comes back; the cap holds.
-    small = OpenVinoTrunk(trunk._onnx, 1, max_static=1)
+    small = OpenVinoTrunk(trunk._onnx, 1, max_static=1, compile_after=1)
     for side in (160, 192, 160):
         small(torch.zeros(1, 3, side, side))
         small.wait()
