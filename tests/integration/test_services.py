@@ -291,4 +291,3 @@ def test_the_extractor_gives_queries_their_own_sift_side(cluster: Cluster) -> No
         assert message.local.count > 50
     # (test_add_search_cache_get_delete verifies a photo against its cover at this setting)
     assert widths == {False: 480, True: 320}  # the bundled photos are 480 px wide
-
