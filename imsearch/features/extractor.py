@@ -15,7 +15,7 @@ from imsearch.errors import ConfigError
 from imsearch.features.backbones import build_backbone
 from imsearch.features.config import MULTI_SCALES, ModelConfig, Pooling
 from imsearch.features.network import RetrievalNet
-from imsearch.features.runtime import build_trunk, default_threads, resolve_runtime
+from imsearch.features.runtime import TrunkFn, build_trunk, default_threads, resolve_runtime
 from imsearch.images import resize_max_side
 
 log = logging.getLogger(__name__)
@@ -58,14 +58,23 @@ class Extractor:
         self.runtime = resolve_runtime(runtime, self.device)
         if threads is not None and self.runtime == "torch":
             torch.set_num_threads(threads)
-        self._trunk = build_trunk(
-            self.net.normalize_input,
-            self.net.features,
-            self.runtime,
-            threads or default_threads(),
-            torch.zeros(1, 3, 224, 224, device=self.device),
-        )
+        self._trunk = self._build_trunk(threads or default_threads())
         log.info("extractor %s on %s (%s)", self.model_id, self.device, self.runtime)
+
+    def _build_trunk(self, threads: int) -> TrunkFn:
+        example = torch.zeros(1, 3, 224, 224, device=self.device)
+        try:
+            return build_trunk(
+                self.net.normalize_input, self.net.features, self.runtime, threads, example
+            )
+        except Exception as exc:  # an export or a compiler this CPU refuses: still serve
+            if self.runtime == "torch":
+                raise
+            log.warning("runtime %s failed to start (%s); using eager PyTorch", self.runtime, exc)
+            self.runtime = "torch"
+            return build_trunk(
+                self.net.normalize_input, self.net.features, "torch", threads, example
+            )
 
     @property
     def dim(self) -> int:

@@ -125,3 +125,17 @@ def test_openvino_compiles_each_shape_it_meets_in_the_background(images) -> None
         small(torch.zeros(1, 3, side, side))
         small.wait()
     assert small.static_shapes() == [(1, 3, 160, 160)]
+
+
+def test_a_runtime_that_fails_to_start_falls_back_to_eager(monkeypatch, fast_config) -> None:
+    from imsearch.features import runtime
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("this CPU is not supported")
+
+    monkeypatch.setattr(runtime, "export_onnx", broken)
+    extractor = Extractor(fast_config, device="cpu", runtime="openvino")
+    assert extractor.runtime == "torch"
+    image = load_image(MINI / "images" / "ref_001.jpg")
+    reference = Extractor(fast_config, device="cpu", runtime="torch").describe([image])
+    np.testing.assert_allclose(extractor.describe([image]), reference, atol=1e-6)
