@@ -31,7 +31,13 @@ def test_dockerfiles_lint_clean_and_follow_the_rules(service: str) -> None:
     path = ROOT / f"Dockerfile.{service}"
     run(tool("hadolint"), "--config", ".hadolint.yaml", str(path))
     text = path.read_text()
-    assert "ARG BASE_IMAGE" in text and "AS build" in text  # base image argument, multi-stage
+    assert "ARG BASE_IMAGE" in text and "AS deps" in text  # base image argument, multi-stage
+    # The dependency layer is keyed on pyproject.toml and the constraints only: no code is
+    # copied before it, so a code change does not reinstall GBs of wheels.
+    deps_stage = text.split("AS deps", 1)[1].split("\nFROM ", 1)[0]
+    assert "pip install" in deps_stage
+    copies = [line for line in deps_stage.splitlines() if line.startswith("COPY")]
+    assert copies == ["COPY pyproject.toml docker/constraints.txt ./"]
     assert "USER 10001" in text and "HEALTHCHECK" in text
     assert f'"--role", "{service}"' in text
     # Nothing fetches weights: no curl/wget, no hub download.
