@@ -38,6 +38,10 @@ RerankMethod = Annotated[
     ),
 ]
 RerankM = Annotated[int | None, typer.Option("--m", help="Candidates verified (spatial).")]
+MinConfidence = Annotated[
+    float | None,
+    typer.Option("--min-confidence", help="Confidence (0..1) a match needs; default calibrated."),
+]
 MinInliers = Annotated[
     int | None, typer.Option("--min-inliers", help="Inliers for a confident match.")
 ]
@@ -68,6 +72,15 @@ def settings(**extra: Any) -> Settings:
             f"{_setting_name(e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
         )
         raise _fail(ConfigError(f"invalid settings: {problems}")) from exc
+
+
+def _require_or_fail(module: str) -> None:
+    from imsearch.optional import require
+
+    try:
+        require(module)
+    except ImsearchError as exc:
+        raise _fail(exc) from exc
 
 
 def _setting_name(loc: tuple[int | str, ...]) -> str:
@@ -269,6 +282,7 @@ def eval_(
     rerank: RerankMethod = None,
     m: RerankM = None,
     min_inliers: MinInliers = None,
+    min_confidence: MinConfidence = None,
     early_exit: Annotated[
         int | None, typer.Option(help="Stop verifying once a candidate has this many inliers.")
     ] = None,
@@ -287,16 +301,22 @@ def eval_(
         Path | None, typer.Option(help="Folder of extra database images (no positives).")
     ] = None,
     rotate: Annotated[int, typer.Option(help="Rotate queries by 90, 180 or 270 degrees.")] = 0,
+    plot: Annotated[
+        Path | None, typer.Option(help="Draw the no-match curve into this PNG (matplotlib).")
+    ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Index a dataset's database, run its queries, report mAP, mP@k, recall and timings."""
     from imsearch.evaluate.datasets import load_dataset
     from imsearch.evaluate.runner import EvalOptions, format_table, run_eval
 
+    if plot:
+        _require_or_fail("matplotlib")  # before minutes of evaluation, not after
     cfg = settings(
         rerank=rerank,
         rerank_m=m,
         rerank_min_inliers=min_inliers,
+        rerank_min_confidence=min_confidence,
         rerank_early_exit=early_exit,
         rerank_fusion=fusion,
     )
@@ -320,6 +340,12 @@ def eval_(
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result, indent=2))
         typer.echo(f"report written to {json_out}")
+    if plot and result.get("no_match_curve"):
+        from imsearch.evaluate.runner import plot_no_match_curve
+
+        threshold = result["rerank"]["min_confidence"]
+        plot_no_match_curve({result["dataset"]: result}, threshold, plot)
+        typer.echo(f"no-match curve drawn in {plot}")
 
 
 @app.command()
@@ -677,6 +703,71 @@ def bench_stages(
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report, indent=2))
+
+
+@bench_app.command("calibrate")
+def bench_calibrate(
+    dataset_dirs: Annotated[
+        list[Path], typer.Argument(help="Development sets (images/ + gt.json), one or more.")
+    ],
+    json_out: Annotated[Path, typer.Option("--json", help="Write the report here.")],
+    data_dirs: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated collection folders, one per set (reuse an index)."),
+    ] = None,
+    max_false_no_match: Annotated[
+        str, typer.Option(help="Comma-separated bound per set on the false no-match rate.")
+    ] = "0.01",
+    model_out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the match model here (the shipped one: imsearch/data/match-model.json)."
+        ),
+    ] = None,
+    records: Annotated[
+        Path | None,
+        typer.Option(help="Verifications: read from this JSON if it exists, else written to it."),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Fit the confidence of a verification and choose the no-match threshold (cross-validated)."""
+    from imsearch.evaluate.calibrate import calibrate, collect, records_from_json, records_to_json
+    from imsearch.evaluate.datasets import load_dataset
+    from imsearch.evaluate.runner import EvalOptions
+
+    cfg = settings()
+    bounds = [float(b) for b in max_false_no_match.split(",")]
+    dirs = [Path(d) for d in data_dirs.split(",")] if data_dirs else [None] * len(dataset_dirs)
+    if len(dirs) != len(dataset_dirs) or len(bounds) not in (1, len(dataset_dirs)):
+        raise _fail(ConfigError("one --data-dirs entry per set, and one bound or one per set"))
+    try:
+        if records and records.is_file():
+            found = records_from_json(json.loads(records.read_text()))
+        else:
+            found = []
+            for root, data_dir in zip(dataset_dirs, dirs, strict=True):
+                options = EvalOptions(rerank=cfg.rerank_config(), data_dir=data_dir)
+                found += collect(load_dataset(root), cfg, options, progress)
+            if records:
+                records.write_text(json.dumps(records_to_json(found)))
+    except ImsearchError as exc:
+        raise _fail(exc) from exc
+    names = list(dict.fromkeys(r.dataset for r in found))
+    limits = dict(zip(names, bounds * len(names) if len(bounds) == 1 else bounds, strict=True))
+    report = calibrate(found, limits, cfg.rerank_min_inliers)
+    report["command"] = "imsearch bench calibrate " + " ".join(str(d) for d in dataset_dirs)
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(report, indent=2))
+    model = report["model"]
+    typer.echo(f"weights {model['weights']}, threshold {model['threshold']}")
+    for name, point in report["held_out_at_threshold"].items():
+        typer.echo(
+            f"{name}: no-match recall {100 * point['no_match_recall']:.1f} %, "
+            f"false no-match {100 * point['false_no_match']:.1f} % (held out)"
+        )
+    if model_out:
+        model_out.write_text(json.dumps({**model, "source": report["command"]}, indent=2) + "\n")
+        typer.echo(f"match model written to {model_out}")
 
 
 @bench_app.command("load")

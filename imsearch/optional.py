@@ -14,7 +14,7 @@ from types import ModuleType
 from imsearch.errors import ConfigError
 
 #: Module → the pip extra that installs it.
-EXTRAS = {"cv2": "local"}
+EXTRAS = {"cv2": "local", "matplotlib": "bench"}
 
 
 def require(module: str) -> ModuleType:

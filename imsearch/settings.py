@@ -92,10 +92,17 @@ class Settings(BaseSettings):
     #: Default re-ranking: ``none`` or a ``+``-joined combination of qe, dba, diffusion, spatial.
     rerank: str = "spatial"
     rerank_m: int = Field(20, ge=1, le=1000)
-    rerank_min_inliers: int = Field(20, ge=4)
+    #: Inliers a verified candidate needs at least (a floor under the confidence).
+    rerank_min_inliers: int = Field(8, ge=4)
+    #: Confidence (0..1) a verified candidate needs to be a match; unset: the threshold
+    #: calibrated with the shipped match model (imsearch/rerank/confidence.py).
+    rerank_min_confidence: float | None = Field(None, ge=0.0, le=1.0)
     rerank_early_exit: int | None = None
     #: interleave (default), rrf, global or visual: see imsearch/rerank/reranker.py.
     rerank_fusion: str = "interleave"
+    #: Vertical strips of the query photo with a visual-word shortlist of their own (0 = none):
+    #: several paintings in one photo each become a candidate.
+    rerank_regions: int = Field(3, ge=0, le=8)
     rerank_shortlist: int = Field(100, ge=1)
     rerank_workers: int = Field(2, ge=1, le=64)
     #: Ratio-test matcher of verification: ``matmul`` (one BLAS product) or ``opencv``
@@ -191,8 +198,10 @@ class Settings(BaseSettings):
             method=self.rerank,
             m=self.rerank_m,
             min_inliers=self.rerank_min_inliers,
+            min_confidence=self.rerank_min_confidence,
             early_exit_inliers=self.rerank_early_exit,
             fusion=self.rerank_fusion,
+            regions=self.rerank_regions,
             shortlist=self.rerank_shortlist,
         )
 

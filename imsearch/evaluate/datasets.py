@@ -36,6 +36,8 @@ class Query:
     path: Path
     gt: GroundTruth
     bbox: BBox | None = None
+    #: The query's group in gt.json (``set``: a camera, a week, a kind of photo); "" if none.
+    set: str = ""
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,9 @@ def _load_project_format(root: Path) -> Dataset:
             junk=[index[x] for x in q.get("junk", [])],
         )
         bbox = q.get("bbox")
-        queries.append(Query(str(q["id"]), files[q["id"]], gt_q, _bbox(bbox)))
+        queries.append(
+            Query(str(q["id"]), files[q["id"]], gt_q, _bbox(bbox), str(q.get("set") or ""))
+        )
     return Dataset(
         name=str(gt.get("name", root.name)),
         root=root,

@@ -12,6 +12,12 @@ Options that change the benchmark, all recorded in the report:
   held-out split: e.g. evaluate on covers 051-100 only after training on 001-050);
 * ``distractors``: a folder of extra database images, none of them a positive;
 * ``rotate``: rotate every query photo by 90, 180 or 270 degrees (counter-clockwise).
+
+Besides the totals the report has ``per_set`` (the same metrics for each ``set`` of gt.json)
+and, when the method verifies, ``no_match_curve``: for each confidence threshold, the share of
+photos of absent objects answered "no confident match" (no-match recall) against the share of
+photos of present ones answered so (false no-match). Each query's score on that curve is its
+best verified candidate's confidence.
 """
 
 from __future__ import annotations
@@ -42,13 +48,17 @@ from imsearch.indexing import (
     maybe_learn_vocabulary,
     maybe_learn_whitening,
 )
+from imsearch.optional import require
 from imsearch.pipeline import SearchResult
+from imsearch.rerank.confidence import no_match_curve
 from imsearch.rerank.reranker import RerankConfig
 from imsearch.settings import Settings
 
 KAPPAS = (1, 5, 10)
 RECALL_KS = (1, 10, 100)
 _STAGES = ("extract", "search", "rerank", "total")
+#: Thresholds of the no-match curve.
+CURVE_THRESHOLDS = tuple(round(x, 2) for x in np.linspace(0.0, 1.0, 101))
 
 
 @dataclass(frozen=True)
@@ -112,6 +122,9 @@ def run_eval(
         index = {image_id: i for i, image_id in enumerate(ids)}
         results = _run_queries(engine, dataset, options, len(engine.store), progress)
         stats = engine.store.stats()
+        rerank = options.rerank.describe()
+        if "min_confidence" in rerank and rerank["min_confidence"] is None:
+            rerank["min_confidence"] = engine.reranker.model.threshold  # the calibrated one
     report, n_distractors = prepared.report, prepared.n_distractors
     whitening, vocabulary = prepared.whitening, prepared.vocabulary
     rankings = [
@@ -119,6 +132,7 @@ def run_eval(
         for r in results
     ]
     metrics = evaluate_rankings(rankings, [q.gt for q in dataset.queries], KAPPAS, RECALL_KS)
+    scores = [best_confidence(r, options.rerank) for r in results]
     timings = [r.timings_ms for r in results]
     total = np.array([t["total"] for t in timings])
     return {
@@ -131,6 +145,8 @@ def run_eval(
         **{f"mp@{k}": metrics.mp[k] for k in KAPPAS},
         **{f"recall@{k}": metrics.recall[k] for k in RECALL_KS},
         **_no_match_scores(dataset.queries, results),
+        "per_set": _per_set(dataset.queries, rankings, results),
+        "no_match_curve": _curve(dataset.queries, scores),
         "ms_per_query": {
             **{stage: float(np.mean([t[stage] for t in timings])) for stage in _STAGES},
             "total_p95": float(np.percentile(total, 95)) if len(total) else 0.0,
@@ -143,7 +159,7 @@ def run_eval(
         "index_build": stats["index"],
         "whitening": whitening,
         "vocabulary": vocabulary,
-        "rerank": options.rerank.describe(),
+        "rerank": rerank,
         "rotate": options.rotate,
         "exclude_db": list(options.exclude_db),
         "only_db": list(options.only_db),
@@ -253,6 +269,49 @@ def query_bytes(query: Query, rotate: int) -> bytes:
     return buffer.getvalue()
 
 
+def best_confidence(result: SearchResult, config: RerankConfig) -> float | None:
+    """A query's score for the no-match decision: its best verified candidate's confidence
+    (0 when none was verified, None when the method does not verify)."""
+    if result.no_confident_match is None:
+        return None
+    return max(
+        (
+            h.confidence
+            for h in result.hits
+            if h.confidence is not None and (h.inliers or 0) >= config.min_inliers
+        ),
+        default=0.0,
+    )
+
+
+def _curve(queries: list[Query], scores: list[float | None]) -> list[dict[str, float]] | None:
+    if any(s is None for s in scores):
+        return None
+    present = [s for q, s in zip(queries, scores, strict=True) if q.gt.ok and s is not None]
+    absent = [s for q, s in zip(queries, scores, strict=True) if not q.gt.ok and s is not None]
+    return no_match_curve(present, absent, CURVE_THRESHOLDS)
+
+
+def _per_set(
+    queries: list[Query], rankings: list[np.ndarray], results: list[SearchResult]
+) -> dict[str, dict[str, Any]]:
+    """The headline metrics of each query set (gt.json's ``set``); empty without sets."""
+    sets = sorted({q.set for q in queries if q.set})
+    out: dict[str, dict[str, Any]] = {}
+    for name in sets:
+        chosen = [i for i, q in enumerate(queries) if q.set == name]
+        metrics = evaluate_rankings(
+            [rankings[i] for i in chosen], [queries[i].gt for i in chosen], KAPPAS, RECALL_KS
+        )
+        out[name] = {
+            "n_queries": metrics.n_queries,
+            "map": None if np.isnan(metrics.map) else metrics.map,
+            **{f"mp@{k}": metrics.mp[k] for k in KAPPAS},
+            **_no_match_scores([queries[i] for i in chosen], [results[i] for i in chosen]),
+        }
+    return out
+
+
 def _no_match_scores(queries: list[Query], results: list[SearchResult]) -> dict[str, float | None]:
     """How well "no confident match" separates absent objects from present ones."""
     if any(r.no_confident_match is None for r in results):
@@ -330,7 +389,51 @@ def format_table(result: dict[str, Any]) -> str:
                 f"{100 * (result['false_no_match_rate'] or 0):.1f}",
             )
         )
+    for name, row in (result.get("per_set") or {}).items():
+        rows.append((f"  set {name}", _set_line(row)))
     if result["index_failed"]:
         rows.append(("unreadable database images", str(len(result["index_failed"]))))
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def _set_line(row: dict[str, Any]) -> str:
+    """One query set in the table: mAP, mP@1 and the no-match rates where they apply."""
+    parts = [f"{row['n_queries']} queries"]
+    if row["map"] is not None:
+        parts.append(f"mAP {100 * row['map']:.2f}, mP@1 {100 * row['mp@1']:.2f}")
+    if row.get("n_no_match_queries"):
+        parts.append(f"no-match recall {100 * (row['no_match_recall'] or 0):.1f}")
+    if row.get("false_no_match_rate") is not None:
+        parts.append(f"false no-match {100 * row['false_no_match_rate']:.1f}")
+    return ", ".join(parts)
+
+
+def plot_no_match_curve(results: dict[str, dict[str, Any]], threshold: float, path: Path) -> None:
+    """No-match recall against false no-match, one line per eval report (``name: report``),
+    with each line's point at ``threshold`` marked."""
+    matplotlib = require("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    for name, report in results.items():
+        curve = report.get("no_match_curve") or []
+        if not curve:
+            continue
+        xs = [100 * p["false_no_match"] for p in curve]
+        ys = [100 * p["no_match_recall"] for p in curve]
+        (line,) = ax.plot(xs, ys, label=name)
+        at = min(curve, key=lambda p: abs(p["threshold"] - threshold))
+        ax.plot(
+            [100 * at["false_no_match"]], [100 * at["no_match_recall"]], "o", color=line.get_color()
+        )
+    ax.set_xlabel("false no-match (% of photos of collection objects)")
+    ax.set_ylabel("no-match recall (% of photos of absent objects)")
+    ax.set_xlim(0, 20)
+    ax.set_title(f"'no confident match' over its threshold (dots: {threshold:.3g})")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

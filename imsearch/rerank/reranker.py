@@ -6,12 +6,20 @@ features). ``none`` keeps the first-stage order. ``spatial``:
 
 1. builds the candidate list from the visual-word shortlist *and* the global hits, taken in
    turns (visual 1st, global 1st, visual 2nd, …, duplicates skipped), so each first stage
-   puts its best half of the ``m`` candidates under verification whatever the other thinks.
+   puts its best share of the ``m`` candidates under verification whatever the other thinks;
+   with ``regions``, the visual-word shortlists of that many vertical strips of the photo
+   take their turns too, so that each painting of a wall photo is a candidate, not only the
+   one that dominates the photo's words and its global descriptor.
    ``fusion`` selects the alternatives the benchmark compares it with: reciprocal rank
    fusion (``rrf``), or one list alone (``global``, ``visual``);
 2. verifies the top ``m`` candidates geometrically (RootSIFT + MAGSAC homography), in parallel;
-3. puts the verified ones (``inliers ≥ min_inliers``) first by inliers, then the rest in the
-   merged order, and answers ``no_confident_match`` when none verified.
+3. gives each verified candidate a ``confidence`` — the calibrated probability that it shows
+   the query's object, from its inliers against its tentative matches
+   (:mod:`imsearch.rerank.confidence`) — puts the confident ones (``confidence ≥
+   min_confidence`` and ``inliers ≥ min_inliers``) first by confidence, then the rest in the
+   merged order, and answers ``no_confident_match`` when none is confident. Each confident
+   hit also says where it is in the query photo (``box``): a photo of three paintings lists
+   the three, each with its own box.
 
 The work is split by what it needs. :class:`CandidateFinder` runs where the collection's
 index is (the search service, or the embedded engine): QE, DBA, diffusion, the visual-word
@@ -21,8 +29,9 @@ rerank workers, or the same process): it reads those features from the feature s
 keeps nothing per image.
 
 Scores in the result decrease down the list. Without ``spatial`` a hit's score is its cosine
-(or diffusion score); with it, a verified hit scores ``inliers + cosine`` (at least
+(or diffusion score); with it, a confident hit scores ``inliers + cosine`` (at least
 ``min_inliers``) and any other hit ``1 / (2 + position in the merged list)``, at most 0.5.
+(Ordering the confident hits by confidence instead ranks the dev sets the same.)
 ``global_score`` is always the cosine of the global descriptors in the index's space.
 """
 
@@ -38,6 +47,7 @@ from imsearch.errors import ConfigError
 from imsearch.features.local import LocalFeatures
 from imsearch.index.features import FeatureRef
 from imsearch.index.vectors import SearchKnobs
+from imsearch.rerank.confidence import MatchModel, shipped_model
 from imsearch.rerank.global_rerank import DatabaseGraph, diffuse, expand_query
 from imsearch.rerank.spatial import VerifyParams
 
@@ -59,12 +69,19 @@ class RerankConfig:
     method: str = "spatial"
     #: Candidates verified geometrically (``spatial``).
     m: int = 20
-    #: Inliers a candidate needs to count as a confident match.
-    min_inliers: int = 20
+    #: Inliers a candidate needs at least, whatever its confidence (a floor).
+    min_inliers: int = 8
+    #: Confidence a verified candidate needs to count as a match; None: the calibrated
+    #: threshold shipped with the match model.
+    min_confidence: float | None = None
     #: Stop verifying once a candidate has this many inliers (None: verify all ``m``).
     early_exit_inliers: int | None = None
     #: How the visual-word shortlist and the global hits become the verified candidates.
     fusion: str = "interleave"
+    #: Vertical strips of the query photo that get a visual-word shortlist of their own, taken
+    #: in turns with the whole photo's two (``interleave`` only; 0 = none): the candidates
+    #: then cover each painting of a wall, not only the largest.
+    regions: int = 3
     #: First-stage hits the global stages and the fusion look at.
     shortlist: int = 100
     qe_n: int = 2
@@ -103,9 +120,11 @@ class RerankConfig:
             out.update(
                 m=self.m,
                 min_inliers=self.min_inliers,
+                min_confidence=self.min_confidence,
                 ratio=self.ratio,
                 early_exit_inliers=self.early_exit_inliers,
                 fusion=self.fusion,
+                regions=self.regions,
             )
         if "qe" in stages:
             out.update(qe_n=self.qe_n, qe_alpha=self.qe_alpha)
@@ -139,6 +158,10 @@ class RankedHit:
     verified: bool = False
     #: Verified keypoint correspondences, normalised (see spatial.Verification.pairs).
     matches: tuple[tuple[float, float, float, float], ...] | None = None
+    #: P(same object) from the verification; None when the hit was not verified.
+    confidence: float | None = None
+    #: Where a confident hit lies in the query photo (see spatial.Verification.box).
+    box: tuple[float, float, float, float] | None = None
 
 
 @dataclass
@@ -274,12 +297,13 @@ class CandidateFinder:
         config: RerankConfig,
     ) -> Candidates:
         catalog = self.store.catalog
-        visual = (
-            self.words.shortlist(query_local, max(config.m, config.shortlist)) if self.words else []
-        )
-        visual_names = catalog.ext_ids([i for i, _ in visual])
-        visual_ids = [visual_names[i] for i, _ in visual if i in visual_names]
-        fused = fuse(config.fusion, visual_ids, [h.id for h in ranked])  # id -> score, best first
+        n = max(config.m, config.shortlist)
+        regions = config.regions if config.fusion == "interleave" else 0
+        lists = self.words.shortlists(query_local, n, regions) if self.words else [[]]
+        names = catalog.ext_ids(list({i for shortlist in lists for i, _ in shortlist}))
+        visual_ids, *region_ids = [[names[i] for i, _ in s if i in names] for s in lists]
+        # id -> score, best first
+        fused = fuse(config.fusion, visual_ids, [h.id for h in ranked], region_ids)
         cosine = {h.id: h.global_score for h in ranked}
         missing = [i for i in fused if i not in cosine]
         for image_id, vec in self.store.vectors(missing).items():
@@ -299,10 +323,14 @@ class SpatialReranker:
     ones first by inliers and says when none verified: the rerank worker's whole job."""
 
     def __init__(
-        self, verifier: Verifier | None = None, config: RerankConfig | None = None
+        self,
+        verifier: Verifier | None = None,
+        config: RerankConfig | None = None,
+        model: MatchModel | None = None,
     ) -> None:
         self.verifier = verifier
         self.config = config or RerankConfig()
+        self.model = model or shipped_model()
         self.config.stages  # noqa: B018 - validate the method early
 
     def close(self) -> None:
@@ -332,30 +360,46 @@ class SpatialReranker:
             query, [c.ref for c in chosen if c.ref], params, config.early_exit_inliers
         )
         done = {c.id: v for c, v in zip(chosen, checks, strict=True) if v is not None}
-        inliers = {i: v.inliers for i, v in done.items()}
-        verified = sorted(
-            (c for c in hits[: config.m] if inliers.get(c.id, 0) >= config.min_inliers),
-            key=lambda c: (-inliers[c.id], -c.global_score),
+        confidence = {i: self.model.confidence(v.inliers, v.matches) for i, v in done.items()}
+        threshold = self.model.threshold if config.min_confidence is None else config.min_confidence
+        confident = sorted(
+            (
+                c
+                for c in hits[: config.m]
+                if c.id in done
+                and done[c.id].inliers >= config.min_inliers
+                and confidence[c.id] >= threshold
+            ),
+            key=lambda c: (-done[c.id].inliers, -c.global_score),
         )
-        verified_ids = {c.id for c in verified}
+        confident_ids = {c.id for c in confident}
         out = [
             RankedHit(
                 c.id,
-                inliers[c.id] + c.global_score,
+                done[c.id].inliers + c.global_score,
                 c.global_score,
-                inliers[c.id],
+                done[c.id].inliers,
                 True,
                 _as_tuples(done[c.id].pairs),
+                confidence[c.id],
+                done[c.id].box,
             )
-            for c in verified
+            for c in confident
         ]
         out += [
-            RankedHit(c.id, c.score, c.global_score, inliers.get(c.id))
+            RankedHit(
+                c.id,
+                c.score,
+                c.global_score,
+                done[c.id].inliers if c.id in done else None,
+                confidence=confidence.get(c.id),
+            )
             for c in hits
-            if c.id not in verified_ids
+            if c.id not in confident_ids
         ]
-        details = {**candidates.details, "verified": len(done)}
-        return RerankResult(out[:k], no_confident_match=not verified, details=details)
+        # The threshold in effect (the calibrated one unless the request set it).
+        details = {**candidates.details, "verified": len(done), "min_confidence": threshold}
+        return RerankResult(out[:k], no_confident_match=not confident, details=details)
 
 
 #: Correspondences kept per verified hit (enough to draw, small enough to send).
@@ -368,13 +412,16 @@ def _as_tuples(pairs: np.ndarray | None) -> tuple[tuple[float, float, float, flo
     return tuple((float(a), float(b), float(c), float(d)) for a, b, c, d in pairs[:MAX_PAIRS])
 
 
-def fuse(fusion: str, visual: list[str], global_: list[str]) -> dict[str, float]:
-    """Merge the two first-stage rankings into one.
+def fuse(
+    fusion: str, visual: list[str], global_: list[str], regions: list[list[str]] | None = None
+) -> dict[str, float]:
+    """Merge the first-stage rankings into one: the visual-word and the global ranking of the
+    whole photo, and (``interleave`` only) the visual-word rankings of its strips.
 
     Returns id → ``1 / (2 + position)``, best first, whatever the method.
     """
     if fusion == "interleave":
-        merged = _interleave(visual, global_)
+        merged = _interleave(visual, global_, *(regions or ()))
     elif fusion == "rrf":
         votes: dict[str, float] = {}
         for ranking in (visual, global_):

@@ -42,6 +42,9 @@ class Verification:
     #: Inlier correspondences ``(n, 4)``: query x, y then candidate x, y, each divided by its
     #: image's width or height (0..1), so they can be drawn over any rendering of the images.
     pairs: np.ndarray | None = None
+    #: Where the candidate lies in the query photo: ``(x1, y1, x2, y2)``, fractions of the
+    #: query's width and height — the candidate's outline mapped through the homography.
+    box: tuple[float, float, float, float] | None = None
 
     def verified(self, params: VerifyParams) -> bool:
         return self.inliers >= params.min_inliers
@@ -127,7 +130,35 @@ def fit(
     inlier_pairs = np.hstack(
         [src.reshape(-1, 2)[keep] / scale_q, dst.reshape(-1, 2)[keep] / scale_c]
     )
-    return Verification(int(keep.sum()), len(pairs), inlier_pairs)
+    box = query_box(homography, query, candidate, inlier_pairs[:, :2])
+    return Verification(int(keep.sum()), len(pairs), inlier_pairs, box)
+
+
+def query_box(
+    homography: np.ndarray,
+    query: LocalFeatures,
+    candidate: LocalFeatures,
+    inlier_xy: np.ndarray,
+) -> tuple[float, float, float, float]:
+    """The candidate's outline in the query photo (fractions of its size), clipped to it.
+
+    The homography maps query to candidate; its inverse maps the candidate's corners back.
+    When that is degenerate (a corner behind the camera), the inliers' bounding box is used.
+    """
+    w, h = max(candidate.width, 1.0), max(candidate.height, 1.0)
+    corners = np.array([[0, 0, 1], [w, 0, 1], [w, h, 1], [0, h, 1]], dtype=np.float64)
+    try:
+        mapped = corners @ np.linalg.inv(homography).T
+    except np.linalg.LinAlgError:
+        mapped = np.zeros((4, 3))
+    if np.all(mapped[:, 2] > 1e-9):
+        xy = mapped[:, :2] / mapped[:, 2:3]
+        xy /= np.array([max(query.width, 1.0), max(query.height, 1.0)])
+    else:
+        xy = inlier_xy.astype(np.float64)
+    lo = np.clip(xy.min(axis=0), 0.0, 1.0)
+    hi = np.clip(xy.max(axis=0), 0.0, 1.0)
+    return (float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1]))
 
 
 def plausible(homography: np.ndarray, max_scale: float) -> bool:

@@ -49,6 +49,20 @@ SAVE_SHARE = 0.10
 SAVE_MIN_CHANGES = 1000
 #: Images quantized per call of the words worker.
 WORD_BATCH = 64
+#: Keypoints a strip of the query needs for a shortlist of its own.
+MIN_REGION_KEYPOINTS = 8
+
+
+def strips(query: LocalFeatures, count: int) -> list[np.ndarray]:
+    """Keypoint masks of ``count`` overlapping vertical strips of the query photo (each 1.2 /
+    ``count`` of its width, centred on equal parts): a wall photographed with several
+    paintings side by side gets one strip per painting, whose words are not drowned by the
+    largest one's."""
+    if count <= 0 or len(query) == 0:
+        return []
+    x = query.xy[:, 0] / max(query.width, 1.0)
+    half = 0.6 / count
+    return [np.abs(x - (i + 0.5) / count) <= half for i in range(count)]
 
 
 class VisualWords:
@@ -253,10 +267,22 @@ class VisualWords:
 
     def shortlist(self, query: LocalFeatures, n: int) -> list[tuple[int, float]]:
         """Top-``n`` ``(int_id, tf-idf cosine)`` by visual words; empty without a vocabulary."""
+        return self.shortlists(query, n)[0]
+
+    def shortlists(
+        self, query: LocalFeatures, n: int, regions: int = 0
+    ) -> list[list[tuple[int, float]]]:
+        """The whole photo's shortlist, then one per vertical strip of it (``regions`` strips,
+        see :func:`strips`), the words quantized once. A strip with too few keypoints to be a
+        picture of anything gets an empty list."""
         bow, quantizer = self.bow, self.quantizer
         if bow is None or quantizer is None or len(query) == 0:
-            return []
-        return bow.search(quantizer.assign(query.rootsift()), n)
+            return [[] for _ in range(1 + regions)]
+        words = quantizer.assign(query.rootsift())
+        out = [bow.search(words, n)]
+        for mask in strips(query, regions):
+            out.append(bow.search(words[mask], n) if mask.sum() >= MIN_REGION_KEYPOINTS else [])
+        return out
 
     def stats(self) -> dict[str, Any]:
         bow = self.bow

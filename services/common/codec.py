@@ -172,6 +172,7 @@ def rerank_config_to_pb(config: RerankConfig) -> pb.RerankConfig:
         early_exit_inliers=config.early_exit_inliers or 0,
         shortlist=config.shortlist,
         fusion=config.fusion,
+        min_confidence=config.min_confidence,
     )
 
 
@@ -184,6 +185,9 @@ def rerank_config_from_pb(message: pb.RerankConfig, base: RerankConfig) -> Reran
         early_exit_inliers=message.early_exit_inliers or None,
         shortlist=message.shortlist or base.shortlist,
         fusion=message.fusion or base.fusion,
+        min_confidence=(
+            message.min_confidence if message.HasField("min_confidence") else base.min_confidence
+        ),
     )
 
 
@@ -204,6 +208,8 @@ def rerank_result_to_pb(result: RerankResult) -> pb.RerankResponse:
                 inliers=-1 if h.inliers is None else h.inliers,
                 verified=h.verified,
                 matches=[v for pair in (h.matches or ()) for v in pair],
+                confidence=h.confidence,
+                box=list(h.box or ()),
             )
             for h in result.hits
         ],
@@ -222,10 +228,19 @@ def rerank_result_from_pb(message: pb.RerankResponse) -> RerankResult:
             None if h.inliers < 0 else int(h.inliers),
             bool(h.verified),
             _quads(h.matches) if h.verified else None,
+            float(h.confidence) if h.HasField("confidence") else None,
+            _box(h.box),
         )
         for h in message.hits
     ]
     return RerankResult(hits, answer, json.loads(message.details_json or "{}"))
+
+
+def _box(values: Any) -> tuple[float, float, float, float] | None:
+    if len(values) != 4:
+        return None
+    x1, y1, x2, y2 = (float(v) for v in values)
+    return (x1, y1, x2, y2)
 
 
 def _quads(values: Any) -> tuple[tuple[float, float, float, float], ...]:

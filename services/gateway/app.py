@@ -1,6 +1,7 @@
 """The public API (gateway). Each stage runs in this process or in its service (see compose).
 
-POST   /v1/search             multipart ``image`` (+ k, rerank, m, min_inliers, knobs)
+POST   /v1/search             multipart ``image`` (+ k, rerank, m, min_inliers, min_confidence,
+                              knobs)
 POST   /v1/images             multipart ``image`` + ``id`` + ``metadata`` (JSON) → 201
 GET    /v1/images/{id}        content hash and metadata
 DELETE /v1/images/{id}
@@ -62,7 +63,20 @@ class SearchHit(BaseModel):
     score: float = Field(description="Ranking score, decreasing down the list.")
     global_score: float = Field(description="Cosine similarity of the global descriptors.")
     inliers: int | None = Field(None, description="Geometric verification inliers, if checked.")
-    verified: bool = Field(False, description="Confirmed by geometric verification.")
+    verified: bool = Field(
+        False, description="A confident match: verified geometrically with enough confidence."
+    )
+    confidence: float | None = Field(
+        None,
+        description="Probability (calibrated on the development sets) that this result shows "
+        "the query's object, from its geometric verification; null when not verified.",
+    )
+    box: tuple[float, float, float, float] | None = Field(
+        None,
+        description="For a confident match: where it is in the query photo, [x1, y1, x2, y2] "
+        "as fractions of the photo's width and height (several objects in one photo each get "
+        "their own box).",
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
     matches: list[tuple[float, float, float, float]] | None = Field(
         None,
@@ -75,8 +89,8 @@ class SearchResponse(BaseModel):
     results: list[SearchHit]
     k: int
     no_confident_match: bool | None = Field(
-        description="True when no result was verified geometrically (the object is probably "
-        "not in the collection); null when the re-ranking does not verify."
+        description="True when no result is a confident match (the object is probably not in "
+        "the collection); null when the re-ranking does not verify."
     )
     cache: str = Field(description="hit: the query's descriptors came from the cache; else miss.")
     model_id: str
@@ -162,7 +176,13 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             str | None, Query(description="none, or qe+dba+diffusion+spatial")
         ] = None,
         m: Annotated[int | None, Query(ge=1, le=1000, description="Candidates verified.")] = None,
-        min_inliers: Annotated[int | None, Query(ge=4, le=10_000)] = None,
+        min_inliers: Annotated[
+            int | None, Query(ge=4, le=10_000, description="Inliers a match needs at least.")
+        ] = None,
+        min_confidence: Annotated[
+            float | None,
+            Query(ge=0, le=1, description="Confidence a match needs (default: calibrated)."),
+        ] = None,
         nprobe: Annotated[int | None, Query(ge=1, le=65536)] = None,
         ef_search: Annotated[int | None, Query(ge=1, le=65536)] = None,
         k_factor: Annotated[float | None, Query(ge=1, le=1000)] = None,
@@ -174,7 +194,11 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             raise ConfigError(f"k must be at most {settings.max_k}")
         data = await read_upload(image, settings.max_upload_bytes)
         config = with_overrides(
-            gateway.pipeline.reranker.config, method=rerank, m=m, min_inliers=min_inliers
+            gateway.pipeline.reranker.config,
+            method=rerank,
+            m=m,
+            min_inliers=min_inliers,
+            min_confidence=min_confidence,
         )
         config.stages  # noqa: B018 - an unknown method is a 400 before any work
         knobs = SearchKnobs(nprobe, ef_search, k_factor)
@@ -191,6 +215,8 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
                     global_score=h.global_score,
                     inliers=h.inliers,
                     verified=h.verified,
+                    confidence=h.confidence,
+                    box=h.box,
                     metadata=info.get(h.id, (None, {}))[1],
                     matches=list(h.matches) if matches and h.matches else None,
                 )

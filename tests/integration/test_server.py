@@ -13,6 +13,7 @@ from PIL import Image
 from imsearch.features.local import SiftExtractor
 from imsearch.index.store import IndexStore
 from imsearch.indexing import index_directory
+from imsearch.rerank.confidence import shipped_model
 from imsearch.settings import Settings
 from tests.conftest import FAST_ENV, MINI, png_claiming
 from tests.procs import Server, running
@@ -99,6 +100,40 @@ def test_health_docs_and_still_serving_after_errors(server: str) -> None:
 def test_k_larger_than_the_collection_returns_it_all(server: str) -> None:
     body = upload(server, (MINI / "images" / "ref_005.jpg").read_bytes(), k=100).json()
     assert len(body["results"]) == 10
+
+
+def test_a_photo_of_two_covers_lists_both_each_with_its_box(server: str) -> None:
+    # Two phone photos side by side on a grey wall: each cover is found, verified, and placed.
+    left = Image.open(MINI / "images" / "canon_001.jpg").convert("RGB")
+    right = Image.open(MINI / "images" / "droid_002.jpg").convert("RGB")
+    left.thumbnail((480, 480))
+    right.thumbnail((480, 480))
+    wall = Image.new("RGB", (1040, 560), (128, 128, 120))
+    wall.paste(left, (20, 20))
+    wall.paste(right, (540, 20))
+    body = upload(server, _encoded(wall, "JPEG", quality=90), k=5).json()
+    top = {r["id"]: r for r in body["results"][:2]}
+    assert set(top) == {"ref_001", "ref_002"}, body["results"]
+    assert body["no_confident_match"] is False
+    for result in top.values():
+        assert result["verified"] and 0.5 < result["confidence"] <= 1.0
+    assert all(not r["verified"] for r in body["results"][2:])
+    x1, _, x2, _ = top["ref_001"]["box"]
+    assert x1 >= 0.0 and x2 <= 0.55  # the left cover: the left half of the photo
+    x1, _, x2, _ = top["ref_002"]["box"]
+    assert x1 >= 0.45 and x2 <= 1.0
+
+
+def test_a_photo_of_something_else_is_no_confident_match(server: str) -> None:
+    from skimage import data as samples
+
+    photo = Image.fromarray(samples.astronaut())
+    body = upload(server, _encoded(photo, "JPEG", quality=90), k=5).json()
+    assert body["no_confident_match"] is True
+    assert not any(r["verified"] for r in body["results"])
+    threshold = body["rerank"]["min_confidence"]
+    assert threshold == shipped_model().threshold  # the calibrated one, reported
+    assert all(r["confidence"] is None or r["confidence"] < threshold for r in body["results"])
 
 
 def _encoded(img: Image.Image, fmt: str, **kwargs) -> bytes:

@@ -102,13 +102,20 @@ def test_items_local_features_and_rerank_results_round_trip() -> None:
         codec.candidates_from_pb([hostile])
 
     result = RerankResult(
-        [RankedHit("x", 40.5, 0.7, 40, True), RankedHit("y", 0.3, 0.6)],
+        [
+            RankedHit("x", 40.5, 0.7, 40, True, confidence=0.97, box=(0.1, 0.2, 0.5, 0.9)),
+            RankedHit("y", 0.3, 0.6, 5, confidence=0.02),
+            RankedHit("z", 0.2, 0.5),
+        ],
         no_confident_match=False,
         details={"verified": 2},
     )
     again = codec.rerank_result_from_pb(codec.rerank_result_to_pb(result))
     for got, want in zip(again.hits, result.hits, strict=True):  # scores travel as float32
         assert (got.id, got.inliers, got.verified) == (want.id, want.inliers, want.verified)
+        assert (got.confidence is None) == (want.confidence is None)
+        assert got.confidence == pytest.approx(want.confidence)
+        assert got.box == (None if want.box is None else pytest.approx(want.box))
         assert got.score == pytest.approx(want.score) and got.global_score == pytest.approx(
             want.global_score
         )
@@ -118,6 +125,11 @@ def test_items_local_features_and_rerank_results_round_trip() -> None:
         method="qe+spatial", m=7, min_inliers=30, early_exit_inliers=90, fusion="rrf"
     )
     assert codec.rerank_config_from_pb(codec.rerank_config_to_pb(config), RerankConfig()) == config
+    # An explicit confidence of 0 (the first wave's rule) is not mistaken for "unset".
+    zero = RerankConfig(min_confidence=0.0)
+    assert codec.rerank_config_from_pb(codec.rerank_config_to_pb(zero), RerankConfig()) == zero
+    calibrated = codec.rerank_config_from_pb(codec.rerank_config_to_pb(RerankConfig()), zero)
+    assert calibrated.min_confidence == 0.0  # unset: the receiver's own setting
     knobs = SearchKnobs(nprobe=8, ef_search=None, k_factor=2.0)
     assert codec.knobs_from_pb(codec.knobs_to_pb(knobs)) == knobs
     assert codec.hits_from_pb(codec.hits_to_pb([Hit("z", 0.5)])) == [Hit("z", 0.5)]

@@ -243,6 +243,21 @@ export interface components {
         /** SearchHit */
         SearchHit: {
             /**
+             * Box
+             * @description For a confident match: where it is in the query photo, [x1, y1, x2, y2] as fractions of the photo's width and height (several objects in one photo each get their own box).
+             */
+            box?: [
+                number,
+                number,
+                number,
+                number
+            ] | null;
+            /**
+             * Confidence
+             * @description Probability (calibrated on the development sets) that this result shows the query's object, from its geometric verification; null when not verified.
+             */
+            confidence?: number | null;
+            /**
              * Global Score
              * @description Cosine similarity of the global descriptors.
              */
@@ -275,7 +290,7 @@ export interface components {
             score: number;
             /**
              * Verified
-             * @description Confirmed by geometric verification.
+             * @description A confident match: verified geometrically with enough confidence.
              * @default false
              */
             verified: boolean;
@@ -293,7 +308,7 @@ export interface components {
             model_id: string;
             /**
              * No Confident Match
-             * @description True when no result was verified geometrically (the object is probably not in the collection); null when the re-ranking does not verify.
+             * @description True when no result is a confident match (the object is probably not in the collection); null when the re-ranking does not verify.
              */
             no_confident_match: boolean | null;
             /**
@@ -775,7 +790,10 @@ export interface operations {
                 rerank?: string | null;
                 /** @description Candidates verified. */
                 m?: number | null;
+                /** @description Inliers a match needs at least. */
                 min_inliers?: number | null;
+                /** @description Confidence a match needs (default: calibrated). */
+                min_confidence?: number | null;
                 nprobe?: number | null;
                 ef_search?: number | null;
                 k_factor?: number | null;

@@ -220,20 +220,22 @@ class ThumbnailResponse(_message.Message):
     def __init__(self, found: _Optional[bool] = ..., data: _Optional[bytes] = ..., sha256: _Optional[str] = ...) -> None: ...
 
 class RerankConfig(_message.Message):
-    __slots__ = ("method", "m", "min_inliers", "early_exit_inliers", "shortlist", "fusion")
+    __slots__ = ("method", "m", "min_inliers", "early_exit_inliers", "shortlist", "fusion", "min_confidence")
     METHOD_FIELD_NUMBER: _ClassVar[int]
     M_FIELD_NUMBER: _ClassVar[int]
     MIN_INLIERS_FIELD_NUMBER: _ClassVar[int]
     EARLY_EXIT_INLIERS_FIELD_NUMBER: _ClassVar[int]
     SHORTLIST_FIELD_NUMBER: _ClassVar[int]
     FUSION_FIELD_NUMBER: _ClassVar[int]
+    MIN_CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     method: str
     m: int
     min_inliers: int
     early_exit_inliers: int
     shortlist: int
     fusion: str
-    def __init__(self, method: _Optional[str] = ..., m: _Optional[int] = ..., min_inliers: _Optional[int] = ..., early_exit_inliers: _Optional[int] = ..., shortlist: _Optional[int] = ..., fusion: _Optional[str] = ...) -> None: ...
+    min_confidence: float
+    def __init__(self, method: _Optional[str] = ..., m: _Optional[int] = ..., min_inliers: _Optional[int] = ..., early_exit_inliers: _Optional[int] = ..., shortlist: _Optional[int] = ..., fusion: _Optional[str] = ..., min_confidence: _Optional[float] = ...) -> None: ...
 
 class RerankRequest(_message.Message):
     __slots__ = ("local", "hits", "k", "config", "details_json")
@@ -250,20 +252,24 @@ class RerankRequest(_message.Message):
     def __init__(self, local: _Optional[_Union[LocalFeatures, _Mapping]] = ..., hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., k: _Optional[int] = ..., config: _Optional[_Union[RerankConfig, _Mapping]] = ..., details_json: _Optional[str] = ...) -> None: ...
 
 class RankedHit(_message.Message):
-    __slots__ = ("id", "score", "global_score", "inliers", "verified", "matches")
+    __slots__ = ("id", "score", "global_score", "inliers", "verified", "matches", "confidence", "box")
     ID_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     GLOBAL_SCORE_FIELD_NUMBER: _ClassVar[int]
     INLIERS_FIELD_NUMBER: _ClassVar[int]
     VERIFIED_FIELD_NUMBER: _ClassVar[int]
     MATCHES_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    BOX_FIELD_NUMBER: _ClassVar[int]
     id: str
     score: float
     global_score: float
     inliers: int
     verified: bool
     matches: _containers.RepeatedScalarFieldContainer[float]
-    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., global_score: _Optional[float] = ..., inliers: _Optional[int] = ..., verified: _Optional[bool] = ..., matches: _Optional[_Iterable[float]] = ...) -> None: ...
+    confidence: float
+    box: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., global_score: _Optional[float] = ..., inliers: _Optional[int] = ..., verified: _Optional[bool] = ..., matches: _Optional[_Iterable[float]] = ..., confidence: _Optional[float] = ..., box: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class RerankResponse(_message.Message):
     __slots__ = ("hits", "answer", "details_json")

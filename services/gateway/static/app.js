@@ -106,7 +106,9 @@ function renderResults(body) {
     img.loading = "lazy";
     const meta = document.createElement("div");
     meta.className = "meta";
-    const verified = hit.verified ? ` <span class="badge">${hit.inliers} inliers</span>` : "";
+    const verified = hit.verified
+      ? ` <span class="badge" title="${hit.inliers} inliers">${Math.round(100 * hit.confidence)}% sure · ${hit.inliers} inliers</span>`
+      : "";
     meta.innerHTML = `<strong>${index + 1}.</strong> <span class="id"></span>${verified}<br>similarity ${hit.global_score.toFixed(3)}`;
     meta.querySelector(".id").textContent = hit.id;
     button.append(img, meta);
@@ -149,7 +151,7 @@ async function showMatch(hit) {
   const dialog = $("match-dialog");
   const pairs = hit.matches || [];
   $("match-summary").textContent = hit.verified
-    ? `${hit.id}: ${hit.inliers} keypoints agree on one perspective transform; ${Math.min(pairs.length, hit.inliers)} are drawn.`
+    ? `${hit.id}: ${hit.inliers} keypoints agree on one perspective transform (${Math.round(100 * hit.confidence)}% sure it is the same object); ${Math.min(pairs.length, hit.inliers)} are drawn, and the box shows where it is in your photo.`
     : `${hit.id} was not verified geometrically (${hit.inliers ?? 0} consistent keypoints); it is ranked by descriptor similarity (${hit.global_score.toFixed(3)}).`;
   dialog.showModal();
   const [query, result] = await Promise.all([loadImage(queryUrl), thumbnailSrc(hit.id).then(loadImage)]);
@@ -166,6 +168,13 @@ async function showMatch(hit) {
   ctx.fillRect(0, 0, canvas.width, canvas.height);
   ctx.drawImage(query, 0, 0, qw, height);
   ctx.drawImage(result, qw + gap, 0, rw, height);
+  if (hit.box) {
+    // Where this result is in the query photo (a photo of several objects has one per result).
+    const [x1, y1, x2, y2] = hit.box;
+    ctx.lineWidth = 3;
+    ctx.strokeStyle = "#e0a100";
+    ctx.strokeRect(x1 * qw, y1 * height, (x2 - x1) * qw, (y2 - y1) * height);
+  }
   ctx.lineWidth = 1;
   pairs.forEach(([xq, yq, xr, yr], i) => {
     ctx.strokeStyle = `hsl(${(i * 47) % 360} 80% 45%)`;

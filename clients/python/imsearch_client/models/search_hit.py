@@ -22,16 +22,22 @@ class SearchHit:
         global_score (float): Cosine similarity of the global descriptors.
         id (str):
         score (float): Ranking score, decreasing down the list.
+        box (list[float] | None | Unset): For a confident match: where it is in the query photo, [x1, y1, x2, y2] as
+            fractions of the photo's width and height (several objects in one photo each get their own box).
+        confidence (float | None | Unset): Probability (calibrated on the development sets) that this result shows the
+            query's object, from its geometric verification; null when not verified.
         inliers (int | None | Unset): Geometric verification inliers, if checked.
         matches (list[list[float]] | None | Unset): With matches=true, for verified results: the consistent keypoint
             pairs [x_query, y_query, x_result, y_result], each a fraction of its image's width/height.
         metadata (SearchHitMetadata | Unset):
-        verified (bool | Unset): Confirmed by geometric verification. Default: False.
+        verified (bool | Unset): A confident match: verified geometrically with enough confidence. Default: False.
     """
 
     global_score: float
     id: str
     score: float
+    box: list[float] | None | Unset = UNSET
+    confidence: float | None | Unset = UNSET
     inliers: int | None | Unset = UNSET
     matches: list[list[float]] | None | Unset = UNSET
     metadata: SearchHitMetadata | Unset = UNSET
@@ -44,6 +50,25 @@ class SearchHit:
         id = self.id
 
         score = self.score
+
+        box: list[float] | None | Unset
+        if isinstance(self.box, Unset):
+            box = UNSET
+        elif isinstance(self.box, list):
+            box = []
+            for box_type_0_item_data in self.box:
+                box_type_0_item: float
+                box_type_0_item = box_type_0_item_data
+                box.append(box_type_0_item)
+
+        else:
+            box = self.box
+
+        confidence: float | None | Unset
+        if isinstance(self.confidence, Unset):
+            confidence = UNSET
+        else:
+            confidence = self.confidence
 
         inliers: int | None | Unset
         if isinstance(self.inliers, Unset):
@@ -83,6 +108,10 @@ class SearchHit:
                 "score": score,
             }
         )
+        if box is not UNSET:
+            field_dict["box"] = box
+        if confidence is not UNSET:
+            field_dict["confidence"] = confidence
         if inliers is not UNSET:
             field_dict["inliers"] = inliers
         if matches is not UNSET:
@@ -104,6 +133,41 @@ class SearchHit:
         id = d.pop("id")
 
         score = d.pop("score")
+
+        def _parse_box(data: object) -> list[float] | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            try:
+                if not isinstance(data, list):
+                    raise TypeError()
+                box_type_0 = []
+                _box_type_0 = data
+                for box_type_0_item_data in _box_type_0:
+
+                    def _parse_box_type_0_item(data: object) -> float:
+                        return cast(float, data)
+
+                    box_type_0_item = _parse_box_type_0_item(box_type_0_item_data)
+
+                    box_type_0.append(box_type_0_item)
+
+                return box_type_0
+            except (TypeError, ValueError, AttributeError, KeyError):
+                pass
+            return cast(list[float] | None | Unset, data)
+
+        box = _parse_box(d.pop("box", UNSET))
+
+        def _parse_confidence(data: object) -> float | None | Unset:
+            if data is None:
+                return data
+            if isinstance(data, Unset):
+                return data
+            return cast(float | None | Unset, data)
+
+        confidence = _parse_confidence(d.pop("confidence", UNSET))
 
         def _parse_inliers(data: object) -> int | None | Unset:
             if data is None:
@@ -158,6 +222,8 @@ class SearchHit:
             global_score=global_score,
             id=id,
             score=score,
+            box=box,
+            confidence=confidence,
             inliers=inliers,
             matches=matches,
             metadata=metadata,

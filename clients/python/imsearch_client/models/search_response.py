@@ -22,8 +22,8 @@ class SearchResponse:
         cache (str): hit: the query's descriptors came from the cache; else miss.
         k (int):
         model_id (str):
-        no_confident_match (bool | None): True when no result was verified geometrically (the object is probably not in
-            the collection); null when the re-ranking does not verify.
+        no_confident_match (bool | None): True when no result is a confident match (the object is probably not in the
+            collection); null when the re-ranking does not verify.
         rerank (SearchResponseRerank): The re-ranking method and its parameters.
         results (list[SearchHit]):
         timings_ms (SearchResponseTimingsMs): extract, search, rerank, total

@@ -18,6 +18,7 @@ def _get_kwargs(
     rerank: None | str | Unset = UNSET,
     m: int | None | Unset = UNSET,
     min_inliers: int | None | Unset = UNSET,
+    min_confidence: float | None | Unset = UNSET,
     nprobe: int | None | Unset = UNSET,
     ef_search: int | None | Unset = UNSET,
     k_factor: float | None | Unset = UNSET,
@@ -54,6 +55,13 @@ def _get_kwargs(
     else:
         json_min_inliers = min_inliers
     params["min_inliers"] = json_min_inliers
+
+    json_min_confidence: float | None | Unset
+    if isinstance(min_confidence, Unset):
+        json_min_confidence = UNSET
+    else:
+        json_min_confidence = min_confidence
+    params["min_confidence"] = json_min_confidence
 
     json_nprobe: int | None | Unset
     if isinstance(nprobe, Unset):
@@ -162,6 +170,7 @@ def sync_detailed(
     rerank: None | str | Unset = UNSET,
     m: int | None | Unset = UNSET,
     min_inliers: int | None | Unset = UNSET,
+    min_confidence: float | None | Unset = UNSET,
     nprobe: int | None | Unset = UNSET,
     ef_search: int | None | Unset = UNSET,
     k_factor: float | None | Unset = UNSET,
@@ -173,7 +182,8 @@ def sync_detailed(
         k (int | None | Unset): How many results.
         rerank (None | str | Unset): none, or qe+dba+diffusion+spatial
         m (int | None | Unset): Candidates verified.
-        min_inliers (int | None | Unset):
+        min_inliers (int | None | Unset): Inliers a match needs at least.
+        min_confidence (float | None | Unset): Confidence a match needs (default: calibrated).
         nprobe (int | None | Unset):
         ef_search (int | None | Unset):
         k_factor (float | None | Unset):
@@ -194,6 +204,7 @@ def sync_detailed(
         rerank=rerank,
         m=m,
         min_inliers=min_inliers,
+        min_confidence=min_confidence,
         nprobe=nprobe,
         ef_search=ef_search,
         k_factor=k_factor,
@@ -215,6 +226,7 @@ def sync(
     rerank: None | str | Unset = UNSET,
     m: int | None | Unset = UNSET,
     min_inliers: int | None | Unset = UNSET,
+    min_confidence: float | None | Unset = UNSET,
     nprobe: int | None | Unset = UNSET,
     ef_search: int | None | Unset = UNSET,
     k_factor: float | None | Unset = UNSET,
@@ -226,7 +238,8 @@ def sync(
         k (int | None | Unset): How many results.
         rerank (None | str | Unset): none, or qe+dba+diffusion+spatial
         m (int | None | Unset): Candidates verified.
-        min_inliers (int | None | Unset):
+        min_inliers (int | None | Unset): Inliers a match needs at least.
+        min_confidence (float | None | Unset): Confidence a match needs (default: calibrated).
         nprobe (int | None | Unset):
         ef_search (int | None | Unset):
         k_factor (float | None | Unset):
@@ -248,6 +261,7 @@ def sync(
         rerank=rerank,
         m=m,
         min_inliers=min_inliers,
+        min_confidence=min_confidence,
         nprobe=nprobe,
         ef_search=ef_search,
         k_factor=k_factor,
@@ -263,6 +277,7 @@ async def asyncio_detailed(
     rerank: None | str | Unset = UNSET,
     m: int | None | Unset = UNSET,
     min_inliers: int | None | Unset = UNSET,
+    min_confidence: float | None | Unset = UNSET,
     nprobe: int | None | Unset = UNSET,
     ef_search: int | None | Unset = UNSET,
     k_factor: float | None | Unset = UNSET,
@@ -274,7 +289,8 @@ async def asyncio_detailed(
         k (int | None | Unset): How many results.
         rerank (None | str | Unset): none, or qe+dba+diffusion+spatial
         m (int | None | Unset): Candidates verified.
-        min_inliers (int | None | Unset):
+        min_inliers (int | None | Unset): Inliers a match needs at least.
+        min_confidence (float | None | Unset): Confidence a match needs (default: calibrated).
         nprobe (int | None | Unset):
         ef_search (int | None | Unset):
         k_factor (float | None | Unset):
@@ -295,6 +311,7 @@ async def asyncio_detailed(
         rerank=rerank,
         m=m,
         min_inliers=min_inliers,
+        min_confidence=min_confidence,
         nprobe=nprobe,
         ef_search=ef_search,
         k_factor=k_factor,
@@ -314,6 +331,7 @@ async def asyncio(
     rerank: None | str | Unset = UNSET,
     m: int | None | Unset = UNSET,
     min_inliers: int | None | Unset = UNSET,
+    min_confidence: float | None | Unset = UNSET,
     nprobe: int | None | Unset = UNSET,
     ef_search: int | None | Unset = UNSET,
     k_factor: float | None | Unset = UNSET,
@@ -325,7 +343,8 @@ async def asyncio(
         k (int | None | Unset): How many results.
         rerank (None | str | Unset): none, or qe+dba+diffusion+spatial
         m (int | None | Unset): Candidates verified.
-        min_inliers (int | None | Unset):
+        min_inliers (int | None | Unset): Inliers a match needs at least.
+        min_confidence (float | None | Unset): Confidence a match needs (default: calibrated).
         nprobe (int | None | Unset):
         ef_search (int | None | Unset):
         k_factor (float | None | Unset):
@@ -348,6 +367,7 @@ async def asyncio(
             rerank=rerank,
             m=m,
             min_inliers=min_inliers,
+            min_confidence=min_confidence,
             nprobe=nprobe,
             ef_search=ef_search,
             k_factor=k_factor,

@@ -62,7 +62,8 @@ open class SearchApi(basePath: kotlin.String = defaultBasePath, client: Call.Fac
      * @param k How many results. (optional)
      * @param rerank none, or qe+dba+diffusion+spatial (optional)
      * @param m Candidates verified. (optional)
-     * @param minInliers  (optional)
+     * @param minInliers Inliers a match needs at least. (optional)
+     * @param minConfidence Confidence a match needs (default: calibrated). (optional)
      * @param nprobe  (optional)
      * @param efSearch  (optional)
      * @param kFactor  (optional)
@@ -76,8 +77,8 @@ open class SearchApi(basePath: kotlin.String = defaultBasePath, client: Call.Fac
      */
     @Suppress("UNCHECKED_CAST")
     @Throws(IllegalStateException::class, IOException::class, UnsupportedOperationException::class, ClientException::class, ServerException::class)
-    fun search(image: java.io.File, k: kotlin.Int? = null, rerank: kotlin.String? = null, m: kotlin.Int? = null, minInliers: kotlin.Int? = null, nprobe: kotlin.Int? = null, efSearch: kotlin.Int? = null, kFactor: java.math.BigDecimal? = null, matches: kotlin.Boolean? = false) : SearchResponse {
-        val localVarResponse = searchWithHttpInfo(image = image, k = k, rerank = rerank, m = m, minInliers = minInliers, nprobe = nprobe, efSearch = efSearch, kFactor = kFactor, matches = matches)
+    fun search(image: java.io.File, k: kotlin.Int? = null, rerank: kotlin.String? = null, m: kotlin.Int? = null, minInliers: kotlin.Int? = null, minConfidence: java.math.BigDecimal? = null, nprobe: kotlin.Int? = null, efSearch: kotlin.Int? = null, kFactor: java.math.BigDecimal? = null, matches: kotlin.Boolean? = false) : SearchResponse {
+        val localVarResponse = searchWithHttpInfo(image = image, k = k, rerank = rerank, m = m, minInliers = minInliers, minConfidence = minConfidence, nprobe = nprobe, efSearch = efSearch, kFactor = kFactor, matches = matches)
 
         return when (localVarResponse.responseType) {
             ResponseType.Success -> (localVarResponse as Success<*>).data as SearchResponse
@@ -102,7 +103,8 @@ open class SearchApi(basePath: kotlin.String = defaultBasePath, client: Call.Fac
      * @param k How many results. (optional)
      * @param rerank none, or qe+dba+diffusion+spatial (optional)
      * @param m Candidates verified. (optional)
-     * @param minInliers  (optional)
+     * @param minInliers Inliers a match needs at least. (optional)
+     * @param minConfidence Confidence a match needs (default: calibrated). (optional)
      * @param nprobe  (optional)
      * @param efSearch  (optional)
      * @param kFactor  (optional)
@@ -113,8 +115,8 @@ open class SearchApi(basePath: kotlin.String = defaultBasePath, client: Call.Fac
      */
     @Suppress("UNCHECKED_CAST")
     @Throws(IllegalStateException::class, IOException::class)
-    fun searchWithHttpInfo(image: java.io.File, k: kotlin.Int?, rerank: kotlin.String?, m: kotlin.Int?, minInliers: kotlin.Int?, nprobe: kotlin.Int?, efSearch: kotlin.Int?, kFactor: java.math.BigDecimal?, matches: kotlin.Boolean?) : ApiResponse<SearchResponse?> {
-        val localVariableConfig = searchRequestConfig(image = image, k = k, rerank = rerank, m = m, minInliers = minInliers, nprobe = nprobe, efSearch = efSearch, kFactor = kFactor, matches = matches)
+    fun searchWithHttpInfo(image: java.io.File, k: kotlin.Int?, rerank: kotlin.String?, m: kotlin.Int?, minInliers: kotlin.Int?, minConfidence: java.math.BigDecimal?, nprobe: kotlin.Int?, efSearch: kotlin.Int?, kFactor: java.math.BigDecimal?, matches: kotlin.Boolean?) : ApiResponse<SearchResponse?> {
+        val localVariableConfig = searchRequestConfig(image = image, k = k, rerank = rerank, m = m, minInliers = minInliers, minConfidence = minConfidence, nprobe = nprobe, efSearch = efSearch, kFactor = kFactor, matches = matches)
 
         return request<Map<String, PartConfig<*>>, SearchResponse>(
             localVariableConfig
@@ -128,14 +130,15 @@ open class SearchApi(basePath: kotlin.String = defaultBasePath, client: Call.Fac
      * @param k How many results. (optional)
      * @param rerank none, or qe+dba+diffusion+spatial (optional)
      * @param m Candidates verified. (optional)
-     * @param minInliers  (optional)
+     * @param minInliers Inliers a match needs at least. (optional)
+     * @param minConfidence Confidence a match needs (default: calibrated). (optional)
      * @param nprobe  (optional)
      * @param efSearch  (optional)
      * @param kFactor  (optional)
      * @param matches Return verified keypoint pairs. (optional, default to false)
      * @return RequestConfig
      */
-    fun searchRequestConfig(image: java.io.File, k: kotlin.Int?, rerank: kotlin.String?, m: kotlin.Int?, minInliers: kotlin.Int?, nprobe: kotlin.Int?, efSearch: kotlin.Int?, kFactor: java.math.BigDecimal?, matches: kotlin.Boolean?) : RequestConfig<Map<String, PartConfig<*>>> {
+    fun searchRequestConfig(image: java.io.File, k: kotlin.Int?, rerank: kotlin.String?, m: kotlin.Int?, minInliers: kotlin.Int?, minConfidence: java.math.BigDecimal?, nprobe: kotlin.Int?, efSearch: kotlin.Int?, kFactor: java.math.BigDecimal?, matches: kotlin.Boolean?) : RequestConfig<Map<String, PartConfig<*>>> {
         val localVariableBody = mapOf(
             "image" to PartConfig(body = image, headers = mutableMapOf()),)
         val localVariableQuery: MultiValueMap = mutableMapOf<kotlin.String, kotlin.collections.List<kotlin.String>>()
@@ -151,6 +154,9 @@ open class SearchApi(basePath: kotlin.String = defaultBasePath, client: Call.Fac
                 }
                 if (minInliers != null) {
                     put("min_inliers", listOf(minInliers.toString()))
+                }
+                if (minConfidence != null) {
+                    put("min_confidence", listOf(minConfidence.toString()))
                 }
                 if (nprobe != null) {
                     put("nprobe", listOf(nprobe.toString()))

@@ -33,10 +33,12 @@ import com.squareup.moshi.JsonClass
  * @param globalScore Cosine similarity of the global descriptors.
  * @param id 
  * @param score Ranking score, decreasing down the list.
+ * @param box For a confident match: where it is in the query photo, [x1, y1, x2, y2] as fractions of the photo's width and height (several objects in one photo each get their own box).
+ * @param confidence Probability (calibrated on the development sets) that this result shows the query's object, from its geometric verification; null when not verified.
  * @param inliers Geometric verification inliers, if checked.
  * @param matches With matches=true, for verified results: the consistent keypoint pairs [x_query, y_query, x_result, y_result], each a fraction of its image's width/height.
  * @param metadata 
- * @param verified Confirmed by geometric verification.
+ * @param verified A confident match: verified geometrically with enough confidence.
  */
 
 
@@ -53,6 +55,14 @@ data class SearchHit (
     @Json(name = "score")
     val score: java.math.BigDecimal,
 
+    /* For a confident match: where it is in the query photo, [x1, y1, x2, y2] as fractions of the photo's width and height (several objects in one photo each get their own box). */
+    @Json(name = "box")
+    val box: kotlin.collections.List<kotlin.Any?>? = null,
+
+    /* Probability (calibrated on the development sets) that this result shows the query's object, from its geometric verification; null when not verified. */
+    @Json(name = "confidence")
+    val confidence: java.math.BigDecimal? = null,
+
     /* Geometric verification inliers, if checked. */
     @Json(name = "inliers")
     val inliers: kotlin.Int? = null,
@@ -64,7 +74,7 @@ data class SearchHit (
     @Json(name = "metadata")
     val metadata: kotlin.collections.Map<kotlin.String, kotlin.Any>? = null,
 
-    /* Confirmed by geometric verification. */
+    /* A confident match: verified geometrically with enough confidence. */
     @Json(name = "verified")
     val verified: kotlin.Boolean? = false
 

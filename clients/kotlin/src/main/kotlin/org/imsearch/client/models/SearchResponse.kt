@@ -34,7 +34,7 @@ import com.squareup.moshi.JsonClass
  * @param cache hit: the query's descriptors came from the cache; else miss.
  * @param k 
  * @param modelId 
- * @param noConfidentMatch True when no result was verified geometrically (the object is probably not in the collection); null when the re-ranking does not verify.
+ * @param noConfidentMatch True when no result is a confident match (the object is probably not in the collection); null when the re-ranking does not verify.
  * @param rerank The re-ranking method and its parameters.
  * @param results 
  * @param timingsMs extract, search, rerank, total
@@ -53,7 +53,7 @@ data class SearchResponse (
     @Json(name = "model_id")
     val modelId: kotlin.String,
 
-    /* True when no result was verified geometrically (the object is probably not in the collection); null when the re-ranking does not verify. */
+    /* True when no result is a confident match (the object is probably not in the collection); null when the re-ranking does not verify. */
     @Json(name = "no_confident_match")
     val noConfidentMatch: kotlin.Boolean?,
 
