@@ -108,8 +108,12 @@ class IndexStore:
         self._listeners: list[LogListener] = []
         self.whitening = self._load_whitening()
         self._index, self._seq, self.build = self._load_snapshot()
-        repaired = self._catch_up()
-        repaired = self._reconcile() or repaired
+        # Catching up and reconciling read one state of the catalog: a replica opening while
+        # the writer adds would otherwise "add back" items logged after its log position, and
+        # apply their log entries again when it follows (duplicates in its index).
+        with self._lock, self._consistent():
+            repaired = self._catch_up()
+            repaired = self._reconcile() or repaired
         if self.readonly:
             return
         self._move_legacy_features()

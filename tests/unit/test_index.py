@@ -150,6 +150,29 @@ def test_readonly_store_reads_and_refuses_missing(tmp_path) -> None:
     assert replica.search(items[2].vector, 1)[0][0].id == "img2"
 
 
+def test_a_replica_opening_while_the_writer_adds_applies_each_add_once(
+    tmp_path, monkeypatch
+) -> None:
+    store = IndexStore(tmp_path, "model-a", DIM)
+    store.add(random_items(4))
+    store.snapshot()
+    late = random_items(3, seed=5, prefix="late")
+    catch_up = IndexStore._catch_up
+
+    def writer_adds_in_between(self: IndexStore) -> bool:
+        repaired = catch_up(self)
+        if self.readonly and store.catalog.get(late[0].ext_id) is None:
+            store.add(late)  # the writer commits between the replica's two reads
+        return repaired
+
+    monkeypatch.setattr(IndexStore, "_catch_up", writer_adds_in_between)
+    replica = IndexStore(tmp_path, readonly=True)
+    monkeypatch.undo()
+    replica.follow()
+    assert len(replica) == len(store) == 7  # not 10: the late adds applied once
+    assert replica.search(late[1].vector, 1)[0][0].id == "late1"
+
+
 def test_model_mismatch_is_an_error(tmp_path) -> None:
     IndexStore(tmp_path, "model-a", DIM).add(random_items(2))
     with pytest.raises(ModelMismatch, match="model-a"):
