@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 SHARED ?= ../shared/data
 RESULTS ?= docs/results
 
-.PHONY: install run test test-all system-deps container-deps images compose-smoke clients validate lint eval bench bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-scale bench-speed gpu-check gpu-wheels bench-inverted bench-train generic-vocabulary train-smoke clean
+.PHONY: install run test test-all system-deps container-deps images compose-smoke clients validate lint eval bench bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-scale bench-speed bench-quality gpu-check gpu-wheels bench-inverted bench-train generic-vocabulary train-smoke clean
 
 $(STAMP): pyproject.toml clients/python/setup.py clients/typescript/package-lock.json
 	$(PYTHON) -m venv $(VENV)
@@ -70,7 +70,7 @@ eval: install  ## the default pipeline on SMVS DVD covers (about 5 minutes)
 	mkdir -p $(RESULTS)
 	$(BIN)/imsearch eval $(SHARED)/smvs-dvd --json $(RESULTS)/eval-smvs-default.json
 
-bench: bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-scale bench-speed bench-inverted bench-train  ## all of docs/BENCHMARKS.md (hours)
+bench: bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-scale bench-speed bench-quality bench-inverted bench-train  ## all of docs/BENCHMARKS.md (hours)
 
 bench-features: install  ## descriptor grid: backbone x size x pooling x scales x whitening
 	mkdir -p $(RESULTS)
@@ -106,6 +106,9 @@ bench-restart: install  ## start/stop times of the single-writer services on the
 BASELINE ?= 5cae098
 bench-speed: install  ## default pipeline against scripts/reference.env, back to back (~45 min)
 	scripts/bench-speed.sh $(SHARED) $(RESULTS)
+
+bench-quality: install  ## issue 18: today's answer rule against the default, both dev sets, +4k (~1.5 h)
+	BIN=$(BIN) scripts/bench-quality.sh $(SHARED) $(RESULTS)
 
 # What a GPU machine's Python lacks to import the extractor (scripts/gpu-check.sh installs
 # them into a scratch folder there); GPU_PYTHON is that machine's Python version.
