@@ -107,7 +107,7 @@ BASELINE ?= 5cae098
 bench-speed: install  ## default pipeline against scripts/reference.env, back to back (~45 min)
 	scripts/bench-speed.sh $(SHARED) $(RESULTS)
 
-bench-quality: install  ## issue 18: today's answer rule against the default, both dev sets, +4k (~1.5 h)
+bench-quality: install  ## issue 18: today's answer rule against the default, both dev sets, +4k (~2 h from scratch)
 	BIN=$(BIN) scripts/bench-quality.sh $(SHARED) $(RESULTS)
 
 # What a GPU machine's Python lacks to import the extractor (scripts/gpu-check.sh installs
