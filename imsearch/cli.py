@@ -235,11 +235,18 @@ def query(
     rerank: RerankMethod = None,
     m: RerankM = None,
     min_inliers: MinInliers = None,
+    min_confidence: MinConfidence = None,
 ) -> None:
     """Search the collection with IMAGE; print ranked ids with scores."""
     from imsearch.engine import open_engine
 
-    cfg = settings(data_dir=data_dir, rerank=rerank, rerank_m=m, rerank_min_inliers=min_inliers)
+    cfg = settings(
+        data_dir=data_dir,
+        rerank=rerank,
+        rerank_m=m,
+        rerank_min_inliers=min_inliers,
+        rerank_min_confidence=min_confidence,
+    )
     try:
         engine = open_engine(cfg, readonly=True)
         result = engine.pipeline.search(image.read_bytes(), k)
@@ -257,6 +264,8 @@ def query(
                     "global_score": h.global_score,
                     "inliers": h.inliers,
                     "verified": h.verified,
+                    "confidence": h.confidence,
+                    "box": h.box,
                 }
                 for h in result.hits
             ],
@@ -268,10 +277,11 @@ def query(
         typer.echo(json.dumps(payload, indent=2))
         return
     if result.no_confident_match:
-        typer.echo("no confident match (nothing verified geometrically); closest images:")
+        typer.echo("no confident match (nothing verified with confidence); closest images:")
     for rank, hit in enumerate(result.hits, 1):
+        sure = f"  {100 * hit.confidence:.0f}% sure" if hit.verified and hit.confidence else ""
         inliers = f"  {hit.inliers} inliers" if hit.inliers is not None else ""
-        typer.echo(f"{rank:>3}  {hit.score:.4f}  {hit.id}{inliers}")
+        typer.echo(f"{rank:>3}  {hit.score:.4f}  {hit.id}{sure}{inliers}")
 
 
 @app.command(name="eval")

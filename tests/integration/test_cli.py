@@ -75,10 +75,13 @@ def test_index_query_resume(collection: Path, fast_env: dict[str, str]) -> None:
     assert payload["results"][0]["id"] == "covers/ref_001"
     assert len(payload["results"]) == 3
     assert payload["results"][0]["score"] >= payload["results"][1]["score"]
+    best = payload["results"][0]
+    assert best["verified"] and 0.5 < best["confidence"] <= 1.0 and len(best["box"]) == 4
 
     text = run(["query", str(MINI / "images" / "canon_001.jpg")], fast_env).stdout
     rank, _, first, *verification = text.splitlines()[0].split()
     assert (rank, first) == ("1", "covers/ref_001") and verification[-1] == "inliers"
+    assert verification[1] == "sure" and verification[0].endswith("%")
 
 
 def test_identical_content_is_copied_not_recomputed(collection: Path, fast_env) -> None:
