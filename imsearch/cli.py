@@ -47,11 +47,25 @@ MinInliers = Annotated[
 ]
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", "-d", help="Collection folder (default: IMSEARCH_DATA_DIR)."),
+    typer.Option("--data-dir", "-d", help="Data directory (default: IMSEARCH_DATA_DIR)."),
 ]
 #: A split of a labelled dataset: id globs, repeatable.
 OnlyQueries = Annotated[
     list[str] | None, typer.Option(help="Only the queries whose id matches this glob (repeatable).")
+]
+CollectionName = Annotated[
+    str,
+    typer.Option(
+        "--collection",
+        "-c",
+        help="Which collection of the data directory (default: 'default').",
+    ),
+]
+FilterText = Annotated[
+    str | None,
+    typer.Option(
+        "--filter", help='Only results whose metadata satisfy this JSON, e.g. {"brand": "acme"}.'
+    ),
 ]
 OnlyDb = Annotated[
     list[str] | None, typer.Option(help="Only the database ids matching this glob (repeatable).")
@@ -150,8 +164,10 @@ def index(
             help="X-API-Key for a server that owns the data directory (see below).",
         ),
     ] = None,
+    collection: CollectionName = "default",
 ) -> None:
-    """Index every image under FOLDER; re-running skips images already indexed.
+    """Index every image under FOLDER into a collection (created if it does not exist);
+    re-running skips images already indexed.
 
     When a server (imsearch serve) owns the data directory, the images are sent through its
     API instead: one process writes a collection.
@@ -170,10 +186,12 @@ def index(
         raise typer.BadParameter("--ids must be relpath, stem or sha256")
     holder = current_holder(cfg.data_dir)
     if holder is not None and holder.url and holder.is_local:
-        _index_through_server(folder, cfg.data_dir, holder, cast(IdMode, ids), api_key, progress)
+        _index_through_server(
+            folder, cfg.data_dir, holder, cast(IdMode, ids), api_key, progress, collection
+        )
         return
     try:
-        engine = open_engine(cfg)
+        engine = open_engine(cfg, collection=collection, create=True)
         report = index_directory(
             folder,
             engine.store,
@@ -203,7 +221,13 @@ def index(
 
 
 def _index_through_server(
-    folder: Path, data_dir: Path, holder: Holder, ids: IdMode, api_key: str | None, progress: bool
+    folder: Path,
+    data_dir: Path,
+    holder: Holder,
+    ids: IdMode,
+    api_key: str | None,
+    progress: bool,
+    collection: str,
 ) -> None:
     from imsearch.indexing import folder_files
     from services.gateway.forward import index_through_api  # the server's API: httpx
@@ -212,7 +236,7 @@ def _index_through_server(
     typer.echo(f"{data_dir} is written by {holder.describe()}: sending the images to its API")
     try:
         report, count = index_through_api(
-            holder.url, folder_files(folder, ids), data_dir, api_key, progress
+            holder.url, folder_files(folder, ids), data_dir, api_key, progress, collection
         )
     except ImsearchError as exc:
         raise _fail(exc) from exc
@@ -236,9 +260,12 @@ def query(
     m: RerankM = None,
     min_inliers: MinInliers = None,
     min_confidence: MinConfidence = None,
+    collection: CollectionName = "default",
+    where: FilterText = None,
 ) -> None:
-    """Search the collection with IMAGE; print ranked ids with scores."""
+    """Search a collection with IMAGE; print ranked ids with scores."""
     from imsearch.engine import open_engine
+    from imsearch.index.filters import parse_filter
 
     cfg = settings(
         data_dir=data_dir,
@@ -248,8 +275,9 @@ def query(
         rerank_min_confidence=min_confidence,
     )
     try:
-        engine = open_engine(cfg, readonly=True)
-        result = engine.pipeline.search(image.read_bytes(), k)
+        condition = parse_filter(where)
+        engine = open_engine(cfg, readonly=True, collection=collection)
+        result = engine.pipeline.search(image.read_bytes(), k, where=condition)
     except ImsearchError as exc:
         raise _fail(exc) from exc
     except OSError as exc:
@@ -315,8 +343,10 @@ def eval_(
         Path | None, typer.Option(help="Draw the no-match curve into this PNG (matplotlib).")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    collection: CollectionName = "default",
 ) -> None:
-    """Index a dataset's database, run its queries, report mAP, mP@k, recall and timings."""
+    """Index a dataset's database (into --collection of --data-dir, created if needed), run
+    its queries, report mAP, mP@k, recall and timings."""
     from imsearch.evaluate.datasets import load_dataset
     from imsearch.evaluate.runner import EvalOptions, format_table, run_eval
 
@@ -338,6 +368,7 @@ def eval_(
         only_queries=tuple(only_queries or ()),
         distractors=distractors,
         rotate=rotate,
+        collection=collection,
     )
     try:
         options.rerank.stages  # noqa: B018 - an unknown method is a usage error, reported early
@@ -529,15 +560,30 @@ def vocabulary(
 
 
 @app.command()
-def stats(data_dir: DataDir = None) -> None:
-    """Print what the collection holds."""
+def stats(
+    data_dir: DataDir = None,
+    collection: CollectionName = "default",
+    list_all: Annotated[
+        bool, typer.Option("--list", help="List the data directory's collections instead.")
+    ] = False,
+) -> None:
+    """Print what a collection holds (or, with --list, which collections there are)."""
+    from imsearch import collection as collections
     from imsearch.engine import open_store
 
+    cfg = settings(data_dir=data_dir)
+    if list_all:
+        found = [
+            {"name": name, "count": collections.count(cfg.data_dir, name)}
+            for name in collections.names(cfg.data_dir)
+        ]
+        typer.echo(json.dumps(found, indent=2))
+        return
     try:
-        store = open_store(settings(data_dir=data_dir), readonly=True)
+        store = open_store(cfg, readonly=True, collection=collection)
     except ImsearchError as exc:
         raise _fail(exc) from exc
-    typer.echo(json.dumps(store.stats(), indent=2))
+    typer.echo(json.dumps({"collection": collection, **store.stats()}, indent=2))
 
 
 @app.command()

@@ -6,10 +6,20 @@ composes the same pipeline from HTTP clients instead.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-from imsearch.collection import collection_stages, verification
-from imsearch.errors import ConfigError
+from imsearch.collection import (
+    DEFAULT,
+    Collections,
+    Opened,
+    check_name,
+    collection_dir,
+    exists,
+    index_spec,
+    verification,
+)
+from imsearch.errors import ConfigError, UnknownCollection
 from imsearch.features.extractor import Extractor
 from imsearch.features.local import SiftExtractor
 from imsearch.index.store import IndexStore
@@ -22,24 +32,44 @@ from imsearch.settings import Settings
 
 @dataclass
 class Engine:
+    """The pipeline over this process's collections; ``store``/``words`` are those of the
+    collection it was opened on (the CLI's ``--collection``), held open until :meth:`close`."""
+
     settings: Settings
     extractor: Extractor
     sift: SiftExtractor | None
-    store: IndexStore
-    words: VisualWords | None
+    collections: Collections
+    opened: Opened
     reranker: SpatialReranker
     pipeline: SearchPipeline
+    _held: AbstractContextManager[Opened] | None = None
+
+    @property
+    def collection(self) -> str:
+        return self.opened.name
+
+    @property
+    def store(self) -> IndexStore:
+        return self.opened.store
+
+    @property
+    def words(self) -> VisualWords | None:
+        return self.opened.words
 
     def close(self) -> None:
         self.reranker.close()
-        self.store.checkpoint(self.settings.snapshot_ops)
-        if self.words is not None:
-            self.words.maintain()
-        self.store.close()
+        if self._held is not None:
+            self._held.__exit__(None, None, None)
+            self._held = None
+        self.collections.close()
 
 
-def open_engine(settings: Settings, readonly: bool = False) -> Engine:
-    """Open the collection in ``settings.data_dir`` with the model the settings describe.
+def open_engine(
+    settings: Settings, readonly: bool = False, collection: str = DEFAULT, create: bool = False
+) -> Engine:
+    """Open ``collection`` of ``settings.data_dir`` with the model the settings describe;
+    ``create``: create it first if it does not exist (a named one, with the settings'
+    index spec).
 
     A collection built by another model raises :class:`~imsearch.errors.ModelMismatch`.
     """
@@ -49,11 +79,14 @@ def open_engine(settings: Settings, readonly: bool = False) -> Engine:
             f"re-ranking {rerank.method!r} needs local features: set IMSEARCH_LOCAL_FEATURES=1 "
             "or choose a method without 'spatial'"
         )
+    check_name(collection)
+    if not create and collection != DEFAULT and not exists(settings.data_dir, collection):
+        raise UnknownCollection(f"no collection named {collection!r} in {settings.data_dir}")
     # Refuse a second writer before the seconds spent loading the network; the store keeps
     # its own claim on the directory.
     claim = None if readonly else acquire_writer(settings.data_dir)
     try:
-        return _open(settings, rerank, readonly)
+        return _open(settings, rerank, readonly, collection, create)
     finally:
         if claim is not None:
             claim.release()
@@ -70,18 +103,21 @@ def make_extractors(settings: Settings) -> tuple[Extractor, SiftExtractor, SiftE
     return network, sift, SiftExtractor(query_side, settings.local_max_keypoints)
 
 
-def _open(settings: Settings, rerank: RerankConfig, readonly: bool) -> Engine:
+def _open(
+    settings: Settings, rerank: RerankConfig, readonly: bool, collection: str, create: bool
+) -> Engine:
     extractor, sift, query_sift = make_extractors(settings)
-    store = IndexStore(
-        settings.data_dir, extractor.model_id, extractor.dim, settings.index_spec, readonly
-    )
-    words, finder = collection_stages(store, settings.local_features)
-    reranker = verification(settings, store.features.root)
+    collections = Collections(settings, extractor.model_id, extractor.dim, readonly)
+    if create and collection != DEFAULT and not exists(settings.data_dir, collection):
+        collections.create(collection)
+    held = collections.use(collection)
+    opened = held.__enter__()
+    reranker = verification(settings, local=True)
     pipeline = SearchPipeline(
         InProcessExtractor(
             extractor, settings.image_limits(), sift, settings.extract_concurrency, query_sift
         ),
-        LocalSearcher(store, finder),
+        LocalSearcher(collections, collection),
         LRUCache(settings.cache_size),
         reranker,
         knobs=settings.search_knobs(),
@@ -91,13 +127,18 @@ def _open(settings: Settings, rerank: RerankConfig, readonly: bool) -> Engine:
         settings,
         extractor,
         sift if settings.local_features else None,
-        store,
-        words,
+        collections,
+        opened,
         reranker,
         pipeline,
+        held,
     )
 
 
-def open_store(settings: Settings, readonly: bool = False) -> IndexStore:
-    """Open only the collection (stats, whitening), whatever model built it."""
-    return IndexStore(settings.data_dir, spec=settings.index_spec, readonly=readonly)
+def open_store(settings: Settings, readonly: bool = False, collection: str = DEFAULT) -> IndexStore:
+    """Open only a collection (stats, whitening), whatever model built it."""
+    if collection != DEFAULT and not exists(settings.data_dir, collection):
+        raise UnknownCollection(f"no collection named {collection!r} in {settings.data_dir}")
+    folder = collection_dir(settings.data_dir, collection)
+    spec = index_spec(settings.data_dir, collection, settings.index_spec)
+    return IndexStore(folder, spec=spec, readonly=readonly, lock_dir=settings.data_dir)

@@ -19,10 +19,14 @@ parse messages. The tree:
     │   ├── IndexNotReady             (code: index_not_ready)      no index / empty index
     │   ├── DimensionMismatch         (code: dimension_mismatch)
     │   ├── DataDirLocked             (code: data_dir_locked)      another process writes it
-    │   └── UnknownId                 (code: unknown_id)
+    │   ├── UnknownId                 (code: unknown_id)
+    │   ├── InvalidCollectionName     (code: invalid_collection_name)
+    │   ├── UnknownCollection         (code: unknown_collection)
+    │   └── CollectionExists          (code: collection_exists)    create, or drop "default"
     ├── DatasetError                  (code: dataset_error)        bad eval dataset layout
     ├── ConfigError                   (code: config_error)         invalid settings / options
-    └── DependencyUnavailable         (code: dependency_unavailable) a service down or too slow
+    ├── DependencyUnavailable         (code: dependency_unavailable) a service down or too slow
+    └── Forbidden                     (code: forbidden)            a key of another collection
 """
 
 from __future__ import annotations
@@ -104,6 +108,20 @@ class UnknownId(IndexError_):
     code = "unknown_id"
 
 
+class InvalidCollectionName(IndexError_):
+    code = "invalid_collection_name"
+
+
+class UnknownCollection(IndexError_):
+    code = "unknown_collection"
+
+
+class CollectionExists(IndexError_):
+    """A collection of that name exists (or cannot be removed: ``default``)."""
+
+    code = "collection_exists"
+
+
 class DatasetError(ImsearchError):
     code = "dataset_error"
 
@@ -120,6 +138,12 @@ class Unauthorized(ImsearchError):
     """No valid API key (or internal token) where one is required."""
 
     code = "unauthorized"
+
+
+class Forbidden(ImsearchError):
+    """A valid API key that may not do this: another collection's, or read-only."""
+
+    code = "forbidden"
 
 
 class UnsupportedMediaType(ImsearchError):
@@ -151,17 +175,20 @@ def error_class(code: str) -> type[ImsearchError]:
 
 __all__ = [
     "CheckpointError",
+    "CollectionExists",
     "ConfigError",
     "DataDirLocked",
     "DatasetError",
     "DependencyUnavailable",
     "DimensionMismatch",
     "EmptyImage",
+    "Forbidden",
     "ImageDecodeError",
     "ImageTooLarge",
     "ImsearchError",
     "IndexError_",
     "IndexNotReady",
+    "InvalidCollectionName",
     "InvalidId",
     "InvalidImage",
     "LocalFeatureError",
@@ -170,6 +197,7 @@ __all__ = [
     "RateLimited",
     "Unauthorized",
     "UnknownBackbone",
+    "UnknownCollection",
     "UnknownId",
     "UnsupportedImageFormat",
     "UnsupportedMediaType",

@@ -24,14 +24,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from PIL import Image
 
+from imsearch.collection import DEFAULT, Collections
+from imsearch.errors import IndexNotReady
 from imsearch.features.local import LocalFeatures, SiftExtractor
 from imsearch.ids import normalize_id
 from imsearch.images import BBox, ImageLimits, crop_box, decode_image, make_thumbnail, sha256_hex
 from imsearch.index.catalog import Item
-from imsearch.index.store import IndexStore
+from imsearch.index.filters import Filter
 from imsearch.index.vectors import SearchKnobs
 from imsearch.rerank.reranker import (
-    CandidateFinder,
     Candidates,
     QueryFeatures,
     RankedHit,
@@ -77,11 +78,12 @@ class DescriptorExtractor(Protocol):
 
 
 class Searcher(Protocol):
-    """The collection: where images are written, and where candidates come from."""
+    """The collections: where images are written, and where candidates come from. A
+    ``collection`` of None is the searcher's own default one."""
 
-    def add(self, items: Sequence[Item]) -> list[int]: ...
+    def add(self, items: Sequence[Item], collection: str | None = None) -> list[int]: ...
 
-    def delete(self, ext_ids: Sequence[str]) -> int: ...
+    def delete(self, ext_ids: Sequence[str], collection: str | None = None) -> int: ...
 
     def candidates(
         self,
@@ -89,6 +91,8 @@ class Searcher(Protocol):
         k: int,
         config: RerankConfig,
         knobs: SearchKnobs | None = None,
+        where: Filter | None = None,
+        collection: str | None = None,
     ) -> Candidates: ...
 
 
@@ -211,17 +215,19 @@ class LRUCache:
 
 
 class LocalSearcher:
-    """The collection in this process: the index, then the stages that need it."""
+    """The collections in this process: each one's index, then the stages that need it."""
 
-    def __init__(self, store: IndexStore, finder: CandidateFinder) -> None:
-        self.store = store
-        self.finder = finder
+    def __init__(self, collections: Collections, default: str = DEFAULT) -> None:
+        self.collections = collections
+        self.default = default
 
-    def add(self, items: Sequence[Item]) -> list[int]:
-        return self.store.add(items)
+    def add(self, items: Sequence[Item], collection: str | None = None) -> list[int]:
+        with self.collections.use(collection or self.default) as opened:
+            return opened.store.add(items)
 
-    def delete(self, ext_ids: Sequence[str]) -> int:
-        return self.store.delete(ext_ids)
+    def delete(self, ext_ids: Sequence[str], collection: str | None = None) -> int:
+        with self.collections.use(collection or self.default) as opened:
+            return opened.store.delete(ext_ids)
 
     def candidates(
         self,
@@ -229,9 +235,18 @@ class LocalSearcher:
         k: int,
         config: RerankConfig,
         knobs: SearchKnobs | None = None,
+        where: Filter | None = None,
+        collection: str | None = None,
     ) -> Candidates:
-        hits = self.store.search(query.vector[None, :], k, knobs)[0]
-        return self.finder.find(query, hits, config, knobs)
+        name = collection or self.default
+        try:
+            with self.collections.use(name) as opened:
+                hits = opened.store.search(query.vector[None, :], k, knobs, where)[0]
+                found = opened.finder.find(query, hits, config, knobs, where)
+        except IndexNotReady:  # nothing added to it yet: nothing to find
+            return Candidates([], collection=name)
+        found.collection, found.generation = name, opened.generation
+        return found
 
 
 # -- flows ----------------------------------------------------------------------------------------
@@ -306,8 +321,11 @@ class SearchPipeline:
         bbox: BBox | None = None,
         knobs: SearchKnobs | None = None,
         rerank: RerankConfig | None = None,
+        where: Filter | None = None,
+        collection: str | None = None,
     ) -> SearchResult:
-        """Top-``k`` for an uploaded image, optionally cropped to ``bbox``.
+        """Top-``k`` for an uploaded image, optionally cropped to ``bbox``, among the images
+        of ``collection`` (None: the searcher's default) whose metadata satisfy ``where``.
 
         ``knobs`` and ``rerank`` override the pipeline's defaults for this request.
         """
@@ -316,7 +334,9 @@ class SearchPipeline:
         query, cached = self.describe(data, bbox, local=config.needs_local)
         t1 = time.perf_counter()
         shortlist = max(k, config.shortlist if config.stages else k)
-        candidates = self.searcher.candidates(query, shortlist, config, _merge(self.knobs, knobs))
+        candidates = self.searcher.candidates(
+            query, shortlist, config, _merge(self.knobs, knobs), where, collection
+        )
         t2 = time.perf_counter()
         result = self.reranker.rerank(query.local, candidates, k, config)
         t3 = time.perf_counter()
@@ -335,7 +355,13 @@ class SearchPipeline:
             {**config.describe(), **result.details},
         )
 
-    def add(self, ext_id: str, data: bytes, metadata: dict[str, Any] | None = None) -> Item:
+    def add(
+        self,
+        ext_id: str,
+        data: bytes,
+        metadata: dict[str, Any] | None = None,
+        collection: str | None = None,
+    ) -> Item:
         """Describe ``data`` and add (or replace) it under ``ext_id``; durable on return."""
         ext_id = normalize_id(ext_id)
         got = self.extractor.extract([data], local=self.local_features, thumbnails=True)
@@ -343,12 +369,12 @@ class SearchPipeline:
         local = got.local[0].to_bytes() if got.local else None
         thumbnail = got.thumbnails[0] if got.thumbnails else None
         item = Item(ext_id, got.vectors[0], sha256_hex(data), metadata or {}, local, thumbnail)
-        self.searcher.add([item])
+        self.searcher.add([item], collection)
         return item
 
-    def delete(self, ext_id: str) -> bool:
+    def delete(self, ext_id: str, collection: str | None = None) -> bool:
         """Delete ``ext_id``; True when the collection had it."""
-        return bool(self.searcher.delete([normalize_id(ext_id)]))
+        return bool(self.searcher.delete([normalize_id(ext_id)], collection))
 
 
 def _merge(base: SearchKnobs, override: SearchKnobs | None) -> SearchKnobs:

@@ -38,7 +38,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IMSEARCH_", extra="ignore")
 
     # -- where state lives --------------------------------------------------------------------
+    #: The data directory: the collection ``default`` and ``collections/<name>/`` for others.
     data_dir: Path = Path("var/data")
+    #: Collections a process keeps open at most (the least recently used closes first), and
+    #: seconds after which an unused one closes (imsearch/collection.py).
+    max_open_collections: int = Field(16, ge=1, le=10_000)
+    collection_idle_s: float = Field(900.0, gt=0)
 
     # -- descriptor model (see ModelConfig) -----------------------------------------------------
     # Defaults are ModelConfig's (the shipped configuration): one source of truth.
@@ -109,7 +114,8 @@ class Settings(BaseSettings):
     #: (``BFMatcher``, the reference); both give the same pairs.
     rerank_matcher: Literal["matmul", "opencv"] = "matmul"
     #: Where rerank workers read local features: a path or an fsspec URL (``s3://…``) of the
-    #: search primary's ``<data_dir>/features`` (a shared volume). Unset: that folder here.
+    #: search primary's ``<data_dir>/features`` (a shared volume); other collections' are at
+    #: ``../collections/<name>/features`` from it. Unset: under the data directory here.
     feature_store: str | None = None
 
     # -- uploads and queries -------------------------------------------------------------------
@@ -162,6 +168,11 @@ class Settings(BaseSettings):
     #: None configured: the API is open, and says so at start-up.
     api_keys: str = ""
     api_keys_file: Path | None = None
+    #: Keys limited to collections, by key name: ``acme=shop-a:write,shared:read;globex=…``
+    #: (``read``: search and get; ``write``: also add and delete images). A key named here
+    #: reaches only its collections (403 elsewhere) and cannot create or drop collections;
+    #: a key not named here reaches every collection.
+    api_key_scopes: str = ""
     search_requires_key: bool = False
     #: Shared secret the internal services require in ``X-Internal-Token`` (unset: none).
     internal_token: str | None = None

@@ -70,6 +70,8 @@ class EvalOptions:
     only_queries: tuple[str, ...] = ()
     distractors: Path | None = None
     rotate: int = 0
+    #: The collection of ``data_dir`` the dataset is indexed into (created if needed).
+    collection: str = "default"
 
 
 def _matches(image_id: str, patterns: tuple[str, ...]) -> bool:
@@ -198,7 +200,9 @@ def prepare_engine(
         engine = open_engine(
             settings.model_copy(
                 update={"data_dir": data_dir, "cache_size": 0, "rerank": options.rerank.method}
-            )
+            ),
+            collection=options.collection,
+            create=True,
         )
         stack.callback(engine.close)
         report, n_distractors = _index(engine, dataset, options, progress)

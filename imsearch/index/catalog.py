@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from imsearch.index.features import FeatureRef
+from imsearch.index.filters import Filter
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -37,6 +38,8 @@ CREATE TABLE IF NOT EXISTS items (
     added_at REAL NOT NULL DEFAULT ((julianday('now') - 2440587.5) * 86400.0)
 );
 CREATE INDEX IF NOT EXISTS items_sha256 ON items (sha256);
+-- Filters scan metadata: this covering index keeps them off the pages of the descriptors.
+CREATE INDEX IF NOT EXISTS items_metadata ON items (metadata);
 -- Where each image's local features are in the feature store (imsearch.index.features).
 CREATE TABLE IF NOT EXISTS features (
     int_id  INTEGER PRIMARY KEY,
@@ -440,6 +443,16 @@ class Catalog:
         chosen = np.sort(rng.choice(ids, size=min(n, len(ids)), replace=False))
         chunks = [vecs for _, vecs in self.vectors(chosen.tolist())]
         return np.concatenate(chunks) if chunks else np.zeros((0, 0), dtype=np.float32)
+
+    def matching(self, where: Filter) -> np.ndarray:
+        """The int ids whose metadata satisfy ``where``, ascending."""
+        condition, params = where.sql()
+        with self._lock:
+            # No ORDER BY: sorting by int_id would make SQLite walk the table (descriptors and
+            # all) instead of the covering metadata index.
+            rows = self._db.execute(f"SELECT int_id FROM items WHERE {condition}", params)
+            ids = np.fromiter((r[0] for r in rows), dtype=np.int64)
+        return np.sort(ids)
 
     def list_ids(self, offset: int = 0, limit: int = 100) -> list[str]:
         with self._lock:

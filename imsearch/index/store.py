@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ from imsearch.fsutil import write_atomic
 from imsearch.index.builder import BuildInfo, build_index, plan
 from imsearch.index.catalog import Catalog, Item
 from imsearch.index.features import FEATURES_DIR, FeatureReader, FeatureWriter
+from imsearch.index.filters import Filter
 from imsearch.index.vectors import SearchKnobs, VectorIndex
 from imsearch.index.writer_lock import WriterLock, acquire_writer
 
@@ -54,6 +56,11 @@ SNAPSHOT_FILE = "snapshot.json"
 WHITENING_FILE = "whitening.npz"
 #: Rebuild (compact) a tombstoning index at snapshot time past this share of dead entries.
 MAX_TOMBSTONE_SHARE = 0.10
+#: A filter matching at most this many images is searched exactly over their stored
+#: descriptors (milliseconds); above, inside the ANN index with an ID selector.
+FILTER_EXACT_MAX = 4096
+#: Filters whose matching ids are kept between two writes.
+FILTER_CACHE_SIZE = 64
 
 
 def _family(factory: str) -> str:
@@ -83,14 +90,18 @@ class IndexStore:
         dim: int | None = None,
         spec: str = "exact",
         readonly: bool = False,
+        lock_dir: str | Path | None = None,
     ) -> None:
+        """``lock_dir``: whose writer lock a writable store holds (default ``data_dir``; a
+        named collection holds its whole data directory's, see :mod:`imsearch.collection`)."""
         self.data_dir = Path(data_dir)
         self.readonly = readonly
         catalog_path = self.data_dir / CATALOG_FILE
         if readonly and not catalog_path.exists():
             raise IndexNotReady(f"no collection in {self.data_dir}: index some images first")
         # Before the catalog is touched: a second writer is refused before it writes anything.
-        self._writer: WriterLock | None = None if readonly else acquire_writer(self.data_dir)
+        lock = self.data_dir if lock_dir is None else Path(lock_dir)
+        self._writer: WriterLock | None = None if readonly else acquire_writer(lock)
         try:
             self._open(model_id, dim, spec)
         except BaseException:
@@ -105,6 +116,8 @@ class IndexStore:
         self.model_id, self.dim = self._check_identity(model_id, dim)
         self.spec = spec
         self._lock = threading.RLock()
+        self._filter_lock = threading.Lock()
+        self._matches: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
         self._listeners: list[LogListener] = []
         self.whitening = self._load_whitening()
         self._index, self._seq, self.build = self._load_snapshot()
@@ -434,20 +447,35 @@ class IndexStore:
         return self._index.live
 
     def search(
-        self, queries: np.ndarray, k: int, knobs: SearchKnobs | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        knobs: SearchKnobs | None = None,
+        where: Filter | None = None,
     ) -> list[list[Hit]]:
-        """Top-``k`` hits per raw query descriptor (one per row), best first."""
-        return self.search_transformed(self.transform(queries), k, knobs)
+        """Top-``k`` hits per raw query descriptor (one per row), best first; with ``where``,
+        only images whose metadata satisfy it (see :mod:`imsearch.index.filters`)."""
+        return self.search_transformed(self.transform(queries), k, knobs, where)
 
     def search_transformed(
-        self, queries: np.ndarray, k: int, knobs: SearchKnobs | None = None
+        self,
+        queries: np.ndarray,
+        k: int,
+        knobs: SearchKnobs | None = None,
+        where: Filter | None = None,
     ) -> list[list[Hit]]:
         """Like :meth:`search` for queries already in the index's space (query expansion)."""
         queries = np.atleast_2d(queries)
         if len(self) == 0:
             return [[] for _ in range(len(queries))]
-        with self._lock:
-            scores, ids = self._index.search(queries, k, knobs)
+        allowed = self.matching(where) if where is not None else None
+        if allowed is not None and len(allowed) == 0:
+            return [[] for _ in range(len(queries))]
+        if allowed is not None and len(allowed) <= FILTER_EXACT_MAX and not self._index.exact:
+            scores, ids = self._exact(queries, k, allowed)
+        else:
+            with self._lock:
+                scores, ids = self._index.search(queries, k, knobs, allowed)
         names = self.catalog.ext_ids(sorted({int(i) for i in ids.ravel() if i >= 0}))
         return [
             [
@@ -457,6 +485,38 @@ class IndexStore:
             ]
             for row_s, row_i in zip(scores, ids, strict=True)
         ]
+
+    def matching(self, where: Filter) -> np.ndarray:
+        """The live int ids whose metadata satisfy ``where`` (sorted; cached until the next
+        write: a catalogue's few filters repeat from query to query)."""
+        key = (where.key, self._seq)
+        with self._filter_lock:
+            found = self._matches.get(key)
+            if found is not None:
+                self._matches.move_to_end(key)
+                return found
+        found = self.catalog.matching(where)
+        with self._filter_lock:
+            self._matches[key] = found
+            while len(self._matches) > FILTER_CACHE_SIZE:
+                self._matches.popitem(last=False)
+        return found
+
+    def _exact(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact scores against the ``allowed`` ids' stored descriptors: for a selective
+        filter this reads fewer vectors than a graph or inverted lists would visit."""
+        chunks = list(self.catalog.vectors(allowed.tolist()))
+        if not chunks:
+            empty = np.zeros((len(queries), 0))
+            return empty.astype(np.float32), empty.astype(np.int64)
+        ids = np.concatenate([c[0] for c in chunks])
+        vectors = self.transform(np.concatenate([c[1] for c in chunks]))
+        scores = queries.astype(np.float32) @ vectors.T
+        k = min(k, len(ids))
+        top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(scores, top, axis=1), ids[top]
 
     def vectors(self, ext_ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Descriptors of ``ext_ids`` in the index's space (whitened when the index is)."""

@@ -201,8 +201,11 @@ class BowIndex:
     def _idf(self) -> np.ndarray:
         return np.log((self._live + 1) / (self._df + 1)).astype(np.float32)
 
-    def search(self, words: np.ndarray, n: int) -> list[tuple[int, float]]:
-        """Top-``n`` ``(int_id, cosine)`` for a query's assigned words."""
+    def search(
+        self, words: np.ndarray, n: int, allowed: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """Top-``n`` ``(int_id, cosine)`` for a query's assigned words; with ``allowed``
+        (sorted int ids), among those only."""
         if self._live == 0 or len(words) == 0:
             return []
         unique, counts = np.unique(np.asarray(words, dtype=np.int64), return_counts=True)
@@ -219,6 +222,8 @@ class BowIndex:
             scores /= np.maximum(self._norms[:used], 1e-12)
             scores[~self._alive[:used]] = 0
             row_ids = self._row_ids
+            if allowed is not None:
+                scores[~np.isin(np.asarray(row_ids[:used]), allowed, assume_unique=False)] = 0
         top = np.argpartition(-scores, min(n, len(scores) - 1))[:n]
         top = top[np.argsort(-scores[top])]
         return [(row_ids[r], float(scores[r])) for r in top if scores[r] > 0]

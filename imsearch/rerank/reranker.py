@@ -46,6 +46,7 @@ import numpy as np
 from imsearch.errors import ConfigError
 from imsearch.features.local import LocalFeatures
 from imsearch.index.features import FeatureRef
+from imsearch.index.filters import Filter
 from imsearch.index.vectors import SearchKnobs
 from imsearch.rerank.confidence import MatchModel, shipped_model
 from imsearch.rerank.global_rerank import DatabaseGraph, diffuse, expand_query
@@ -189,6 +190,10 @@ class Candidate:
 class Candidates:
     hits: list[Candidate]
     details: dict[str, Any] = field(default_factory=dict)
+    #: The collection they come from (whose feature store their references point into) and
+    #: its generation (see imsearch.collection.saved_spec).
+    collection: str = "default"
+    generation: str = ""
 
 
 class CandidateFinder:
@@ -212,22 +217,25 @@ class CandidateFinder:
         hits: list[Any],
         config: RerankConfig,
         knobs: SearchKnobs | None = None,
+        where: Filter | None = None,
     ) -> Candidates:
-        """Re-rank first-stage ``hits`` (objects with ``id`` and ``score``) for ``config``."""
+        """Re-rank first-stage ``hits`` (objects with ``id`` and ``score``) for ``config``;
+        with ``where``, every stage keeps to the images that satisfy it."""
         stages = config.stages
         ranked = [Candidate(h.id, h.score, h.score) for h in hits]
         q = self.store.transform(query.vector)[0]
+        allowed = self.store.matching(where) if where is not None else None
         if "qe" in stages and ranked:
-            ranked = self._query_expansion(q, ranked, config, knobs)
+            ranked = self._query_expansion(q, ranked, config, knobs, where)
         if "dba" in stages and ranked:
             ranked = self._dba(q, ranked, config)
         if "diffusion" in stages and ranked:
-            ranked = self._diffusion(q, ranked, config)
+            ranked = self._diffusion(q, ranked, config, allowed)
         if "spatial" not in stages:
             return Candidates(ranked)
         if query.local is None:
             raise ConfigError("spatial re-ranking needs the query's local features")
-        return self._shortlist(q, query.local, ranked, config)
+        return self._shortlist(q, query.local, ranked, config, allowed)
 
     # -- global stages ---------------------------------------------------------------------------
 
@@ -237,13 +245,14 @@ class CandidateFinder:
         ranked: list[Candidate],
         config: RerankConfig,
         knobs: SearchKnobs | None,
+        where: Filter | None,
     ) -> list[Candidate]:
         top = ranked[: config.qe_n]
         vectors = self.store.vectors([h.id for h in top])
         neighbours = np.stack([vectors[h.id] for h in top])
         scores = np.array([h.global_score for h in top])
         expanded = expand_query(q, neighbours, scores, config.qe_n, config.qe_alpha)
-        hits = self.store.search_transformed(expanded[None], len(ranked), knobs)[0]
+        hits = self.store.search_transformed(expanded[None], len(ranked), knobs, where)[0]
         return [Candidate(h.id, h.score, h.score) for h in hits]
 
     def _database(self) -> DatabaseGraph:
@@ -264,7 +273,11 @@ class CandidateFinder:
         return sorted(rescored, key=lambda h: -h.score)
 
     def _diffusion(
-        self, q: np.ndarray, ranked: list[Candidate], config: RerankConfig
+        self,
+        q: np.ndarray,
+        ranked: list[Candidate],
+        config: RerankConfig,
+        allowed: np.ndarray | None,
     ) -> list[Candidate]:
         graph = self._database()
         matrix = graph.diffusion_matrix(config.diffusion_alpha, config.diffusion_gamma)
@@ -277,6 +290,9 @@ class CandidateFinder:
             config.diffusion_gamma,
         )
         cosine = {h.id: h.global_score for h in ranked}
+        if allowed is not None:  # diffusion spreads over the whole graph: keep to the filter
+            keep = set(self.store.catalog.ext_ids(allowed.tolist()).values())
+            scores = np.where([i in keep for i in graph.ids], scores, -np.inf)
         order = np.argsort(-scores)[: len(ranked)]
         return [
             Candidate(
@@ -295,11 +311,12 @@ class CandidateFinder:
         query_local: LocalFeatures,
         ranked: list[Candidate],
         config: RerankConfig,
+        allowed: np.ndarray | None = None,
     ) -> Candidates:
         catalog = self.store.catalog
         n = max(config.m, config.shortlist)
         regions = config.regions if config.fusion == "interleave" else 0
-        lists = self.words.shortlists(query_local, n, regions) if self.words else [[]]
+        lists = self.words.shortlists(query_local, n, regions, allowed) if self.words else [[]]
         names = catalog.ext_ids(list({i for shortlist in lists for i, _ in shortlist}))
         visual_ids, *region_ids = [[names[i] for i, _ in s if i in names] for s in lists]
         # id -> score, best first
@@ -357,7 +374,12 @@ class SpatialReranker:
         chosen = [c for c in hits[: config.m] if c.ref is not None]
         params = VerifyParams(ratio=config.ratio, min_inliers=config.min_inliers)
         checks = self.verifier.verify(
-            query, [c.ref for c in chosen if c.ref], params, config.early_exit_inliers
+            query,
+            [c.ref for c in chosen if c.ref],
+            params,
+            config.early_exit_inliers,
+            candidates.collection,
+            candidates.generation,
         )
         done = {c.id: v for c, v in zip(chosen, checks, strict=True) if v is not None}
         confidence = {i: self.model.confidence(v.inliers, v.matches) for i, v in done.items()}

@@ -79,6 +79,7 @@ class VisualWords:
         self._backlog: deque[int] = deque()
         self._wake = threading.Condition()
         self._busy = False
+        self._stopped = False
         self._worker: threading.Thread | None = None
         path = self.data_dir / VOCABULARY_FILE
         if path.exists():
@@ -178,8 +179,10 @@ class VisualWords:
     def _work(self) -> None:
         while True:
             with self._wake:
-                while not self._backlog:
+                while not self._backlog and not self._stopped:
                     self._wake.wait()
+                if self._stopped:
+                    return
                 batch = [
                     self._backlog.popleft() for _ in range(min(WORD_BATCH, len(self._backlog)))
                 ]
@@ -192,6 +195,13 @@ class VisualWords:
                 with self._wake:
                     self._busy = False
                     self._wake.notify_all()
+
+    def stop(self) -> None:
+        """End the words worker (the collection is closing); words not computed yet are
+        computed when it is opened again (images without words are found then)."""
+        with self._wake:
+            self._stopped = True
+            self._wake.notify_all()
 
     def _quantize(self, int_ids: list[int]) -> None:
         """Words of ``int_ids`` in one quantizer call (BLAS likes big batches), stored and
@@ -270,18 +280,19 @@ class VisualWords:
         return self.shortlists(query, n)[0]
 
     def shortlists(
-        self, query: LocalFeatures, n: int, regions: int = 0
+        self, query: LocalFeatures, n: int, regions: int = 0, allowed: np.ndarray | None = None
     ) -> list[list[tuple[int, float]]]:
         """The whole photo's shortlist, then one per vertical strip of it (``regions`` strips,
         see :func:`strips`), the words quantized once. A strip with too few keypoints to be a
-        picture of anything gets an empty list."""
+        picture of anything gets an empty list. ``allowed``: only those int ids (a filter)."""
         bow, quantizer = self.bow, self.quantizer
         if bow is None or quantizer is None or len(query) == 0:
             return [[] for _ in range(1 + regions)]
         words = quantizer.assign(query.rootsift())
-        out = [bow.search(words, n)]
+        out = [bow.search(words, n, allowed)]
         for mask in strips(query, regions):
-            out.append(bow.search(words[mask], n) if mask.sum() >= MIN_REGION_KEYPOINTS else [])
+            enough = mask.sum() >= MIN_REGION_KEYPOINTS
+            out.append(bow.search(words[mask], n, allowed) if enough else [])
         return out
 
     def stats(self) -> dict[str, Any]:

@@ -204,13 +204,21 @@ def test_the_search_service_is_not_ready_until_its_collection_is_open(
     tmp_path, monkeypatch
 ) -> None:
     """While a large collection loads, /readyz says 503 (an empty answer would read as "no
-    match"); once the first attempt to open it is done, 200 — also for a fresh directory."""
+    match"); once the first attempt to open it is done, 200. A fresh directory (nothing to
+    load) is ready at once."""
     from fastapi.testclient import TestClient
 
     import imsearch.index.store as store_module
     from imsearch.settings import Settings
     from services.search.app import create_app
 
+    with TestClient(create_app(Settings(data_dir=tmp_path / "fresh"))) as client:
+        deadline = time.monotonic() + 30
+        while client.get("/readyz").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert client.get("/readyz").json()["status"] == "ready (no collection open)"
+    store_module.IndexStore(tmp_path, "model-a", 4).close()  # a collection to load
     opening = threading.Event()
     original = store_module.IndexStore.__init__
 
@@ -228,4 +236,5 @@ def test_the_search_service_is_not_ready_until_its_collection_is_open(
         while client.get("/readyz").status_code != 200:
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        assert client.get("/readyz").json()["status"] == "ready (empty collection)"
+        ready = client.get("/readyz").json()
+        assert ready["status"] == "ready" and ready["detail"]["open_collections"] == "default"
