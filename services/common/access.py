@@ -3,6 +3,10 @@
 * **API keys** (``X-API-Key``) guard the public API's writes — adding, deleting — and, when
   configured, its searches and reads. Keys are compared in constant time (as SHA-256 digests,
   so neither content nor length leaks through timing). No key configured: the API is open.
+* **Collection scopes** (``IMSEARCH_API_KEY_SCOPES``): a key can be limited to collections,
+  ``read`` or ``write`` on each; elsewhere it gets a 403 ``forbidden``, and only keys without
+  scopes create or drop collections. The collection of a request is in its path
+  (``/v1/collections/{name}/…``; the routes without it are the collection ``default``).
 * **Internal token** (``X-Internal-Token``): the extractor, search and rerank services answer
   only callers that hold it, when one is set. Health and metrics stay open to probes.
 * **Rate limits**: a token bucket per API key, or per client address without one; over the
@@ -17,13 +21,14 @@ import hashlib
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-from imsearch.errors import ConfigError, ImsearchError, RateLimited, Unauthorized
+from imsearch.collection import DEFAULT, check_name
+from imsearch.errors import ConfigError, Forbidden, ImsearchError, RateLimited, Unauthorized
 from imsearch.settings import Settings
 from services.common.errors import error_body, status_for
 from services.common.ratelimit import RateLimiter, SharedRateLimiter
@@ -69,31 +74,87 @@ class Keyring:
         return found
 
 
+#: A key's collections and what it may do in each (``read`` or ``write``).
+Scopes = dict[str, str]
+SCOPE_MODES = ("read", "write")
+
+
+def parse_scopes(text: str) -> dict[str, Scopes]:
+    """``acme=shop-a:write,shared:read;globex=globex:read`` → {key name: {collection: mode}}."""
+    out: dict[str, Scopes] = {}
+    for entry in filter(None, (e.strip() for e in text.split(";"))):
+        key_name, sep, grants = entry.partition("=")
+        if not sep or not key_name.strip():
+            raise ConfigError(f"API key scopes: {entry!r} is not name=collection:mode,…")
+        scopes: Scopes = {}
+        for grant in filter(None, (g.strip() for g in grants.split(","))):
+            collection, _, mode = grant.partition(":")
+            mode = mode.strip() or "read"
+            if mode not in SCOPE_MODES:
+                raise ConfigError(f"API key scopes: mode {mode!r} is not read or write")
+            scopes[check_name(collection.strip())] = mode
+        out[key_name.strip()] = scopes
+    return out
+
+
+def target(method: str, path: str) -> tuple[str | None, str]:
+    """The collection a public request works on (None: the list of collections) and what it
+    needs there: ``read``, ``write`` or ``manage`` (create or drop a collection)."""
+    parts = path.split("/")  # "", "v1", ...
+    write = "write" if method in WRITE_METHODS and path != "/v1/search" else "read"
+    if len(parts) < 3 or parts[2] != "collections":
+        return DEFAULT, write
+    if len(parts) == 3 or parts[3] == "":  # /v1/collections
+        return None, "manage" if method in WRITE_METHODS else "read"
+    name = parts[3]
+    if len(parts) == 4:  # /v1/collections/{name}
+        return name, "manage" if method in WRITE_METHODS else "read"
+    inner = "/" + "/".join(parts[4:])
+    return name, "read" if inner == "/search" or method not in WRITE_METHODS else "write"
+
+
 @dataclass(frozen=True)
 class PublicAccess:
     keys: Keyring
     search_requires_key: bool
     limiter: RateLimiter | SharedRateLimiter | None
+    scopes: dict[str, Scopes] = field(default_factory=dict)
 
-    def check(self, method: str, path: str, presented: str | None, address: str) -> None:
-        """Raise Unauthorized or RateLimited, or return when the request may go on.
+    def check(self, method: str, path: str, presented: str | None, address: str) -> Scopes | None:
+        """Raise Unauthorized, Forbidden or RateLimited, or return the caller's scopes (None:
+        every collection) when the request may go on.
 
         The rate is checked first, so refused attempts count too: guessing keys is limited
         like everything else from that address.
         """
         if path.startswith(OPEN_PATHS) or not path.startswith("/v1/"):
-            return
+            return None
         name = self.keys.identify(presented) if self.keys else None
         if self.limiter is not None:
             caller = f"key:{name}" if name else f"address:{address}"
             wait = self.limiter.take(caller)
             if wait > 0:
                 raise RateLimited(f"too many requests from this {caller.split(':')[0]}", wait)
-        if self.keys and name is None:
-            write = method in WRITE_METHODS and path != "/v1/search"
-            if write or self.search_requires_key:
-                what = "a valid API key" if not presented else "a valid API key (this one is not)"
-                raise Unauthorized(f"{method} {path} needs {what} in {API_KEY_HEADER}")
+        collection, needs = target(method, path)
+        if self.keys and name is None and (needs != "read" or self.search_requires_key):
+            what = "a valid API key" if not presented else "a valid API key (this one is not)"
+            raise Unauthorized(f"{method} {path} needs {what} in {API_KEY_HEADER}")
+        scopes = self.scopes.get(name) if name else None
+        if scopes is not None:
+            _check_scope(scopes, name or "", collection, needs)
+        return scopes
+
+
+def _check_scope(scopes: Scopes, key: str, collection: str | None, needs: str) -> None:
+    if needs == "manage":
+        raise Forbidden(f"the key {key!r} is limited to collections: it cannot create or drop them")
+    if collection is None:
+        return  # the list: the route shows only the key's collections
+    mode = scopes.get(collection)
+    if mode is None:
+        raise Forbidden(f"the key {key!r} has no access to the collection {collection!r}")
+    if needs == "write" and mode != "write":
+        raise Forbidden(f"the key {key!r} may only read the collection {collection!r}")
 
 
 def _secret(value: str | None, path: object) -> list[str]:
@@ -122,7 +183,8 @@ def public_access(settings: Settings) -> PublicAccess:
             "add and delete images",
             where,
         )
-    return PublicAccess(keys, settings.search_requires_key, limiter)
+    scopes = parse_scopes(settings.api_key_scopes)
+    return PublicAccess(keys, settings.search_requires_key, limiter, scopes)
 
 
 def internal_token(settings: Settings) -> str | None:
@@ -155,10 +217,10 @@ def install_public_access(app: FastAPI, settings: Settings) -> None:
     async def _access(request: Request, call_next: Next) -> Response:
         address = request.client.host if request.client else "unknown"
         try:
-            policy.check(
+            request.state.scopes = policy.check(
                 request.method, request.url.path, request.headers.get(API_KEY_HEADER), address
             )
-        except (Unauthorized, RateLimited) as exc:
+        except (Unauthorized, Forbidden, RateLimited) as exc:
             return _refusal(app, exc)
         return await call_next(request)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Coroutine
 from contextlib import asynccontextmanager, suppress
@@ -52,8 +53,9 @@ class ErrorBody(BaseModel):
 _MEANING = {
     400: "Invalid input: not an image, bad id, bad parameter or body (see error.code).",
     401: "Missing or wrong X-API-Key (gateway) or X-Internal-Token (internal services).",
-    404: "No image with this id.",
-    409: "The collection holds descriptors of another model.",
+    403: "This API key may not do this: another collection's key, or read-only there.",
+    404: "No image with this id, or no collection with this name (see error.code).",
+    409: "The collection holds descriptors of another model, or the collection exists.",
     413: "The body is over the upload limit.",
     415: "An image format the engine does not read, or a body of another Content-Type.",
     422: "A required field or parameter is missing or out of range.",
@@ -208,24 +210,31 @@ def _describe_uploads_as_files(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def require_media_type(app: FastAPI, media_type: str, paths: Collection[str] = ()) -> None:
-    """POST routes at ``paths`` (every ``/v1/`` POST route when empty) must be sent a body
-    declared as ``media_type``: anything else is a 415 before the body is read. Other paths
-    and methods go on to the router (a 404 or 405 stays one)."""
+def require_media_type(
+    app: FastAPI, media_type: str, paths: Collection[str] = (), patterns: Collection[str] = ()
+) -> None:
+    """POST routes at ``paths`` or matching one of the regular expressions ``patterns`` (every
+    ``/v1/`` POST route when both are empty) must be sent a body declared as ``media_type``:
+    anything else is a 415 before the body is read. Other paths and methods go on to the
+    router (a 404 or 405 stays one)."""
     guarded: set[str] = set(paths)
+    matchers = [re.compile(p) for p in patterns]
 
     @app.middleware("http")
     async def _media_type(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        if not guarded:  # routes are declared after this middleware: look them up once
+        if not guarded and not matchers:  # routes are declared after this: look them up once
             guarded.update(
                 path
                 for route in app.routes
                 if "POST" in getattr(route, "methods", ())
                 and (path := getattr(route, "path", "")).startswith("/v1/")
             )
-        if request.method == "POST" and request.url.path in guarded:
+        path = request.url.path
+        if request.method == "POST" and (
+            path in guarded or any(m.fullmatch(path) for m in matchers)
+        ):
             declared = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if declared != media_type:
                 message = f"send the body as {media_type}, not {declared or 'nothing'}"

@@ -21,7 +21,10 @@ STATUS_BY_ERROR: tuple[tuple[type[E.ImsearchError], int], ...] = (
     (E.InvalidImage, 400),
     (E.ModelMismatch, 409),
     (E.UnknownId, 404),
+    (E.UnknownCollection, 404),
+    (E.CollectionExists, 409),
     (E.InvalidId, 400),
+    (E.InvalidCollectionName, 400),
     (E.IndexNotReady, 503),
     (E.DataDirLocked, 503),
     (E.DimensionMismatch, 400),
@@ -30,6 +33,7 @@ STATUS_BY_ERROR: tuple[tuple[type[E.ImsearchError], int], ...] = (
     (E.ModelError, 500),
     (E.DependencyUnavailable, 503),
     (E.Unauthorized, 401),
+    (E.Forbidden, 403),
     (E.RateLimited, 429),
     (E.UnsupportedMediaType, 415),
 )

@@ -1,37 +1,39 @@
 """The public API (gateway). Each stage runs in this process or in its service (see compose).
 
-POST   /v1/search             multipart ``image`` (+ k, rerank, m, min_inliers, min_confidence,
-                              knobs)
-POST   /v1/images             multipart ``image`` + ``id`` + ``metadata`` (JSON) → 201
-GET    /v1/images/{id}        content hash and metadata
-DELETE /v1/images/{id}
-GET    /v1/stats
+GET    /v1/collections              the collections (a key limited to some: those)
+POST   /v1/collections              JSON {name, index_spec?} → 201
+GET    /v1/collections/{name}       its size and index spec
+DELETE /v1/collections/{name}       drop it: its data leaves the disk
+
+Per collection, under /v1/collections/{name} (and without the prefix: ``default``):
+POST   …/search             multipart ``image`` (+ k, rerank, m, min_inliers, min_confidence,
+                            knobs, filter)
+POST   …/images             multipart ``image`` + ``id`` + ``metadata`` (JSON) → 201
+GET    …/images/{id}        content hash and metadata
+DELETE …/images/{id}
+GET    …/stats
 GET    /healthz /readyz /metrics, OpenAPI at /docs
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, File, Form, Query, Request, Response, UploadFile
+from fastapi import Depends, FastAPI, Request
+from fastapi import Path as PathParam
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import APIKeyHeader
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from imsearch.errors import ConfigError, ImsearchError, IndexNotReady, UnknownId
-from imsearch.ids import normalize_id
-from imsearch.images import sha256_hex
-from imsearch.index.vectors import SearchKnobs
-from imsearch.pipeline import SearchResult
-from imsearch.rerank.reranker import with_overrides
+from imsearch.collection import check_name
+from imsearch.errors import ImsearchError, IndexNotReady
+from imsearch.index.specs import resolve
 from imsearch.settings import Settings
 from services.common.access import API_KEY_HEADER, install_public_access
 from services.common.app import (
@@ -43,86 +45,29 @@ from services.common.app import (
     service_app,
 )
 from services.common.errors import error_body
-from services.common.uploads import BodyLimit, read_upload
-from services.gateway.compose import Gateway, compose
+from services.common.uploads import BodyLimit
+from services.gateway.compose import CollectionAdmin, Gateway, compose
+from services.gateway.models import (
+    CollectionCreate,
+    CollectionInfo,
+    CollectionList,
+    DropResponse,
+)
+from services.gateway.routes import (
+    MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
+    _metadata,
+    gateway_of,
+    image_routes,
+)
 
 log = logging.getLogger(__name__)
 
 #: The web page: plain HTML/CSS/JS, no build step, nothing from a CDN.
 STATIC = Path(__file__).parent / "static"
-MAX_METADATA_BYTES = 16 * 1024
-#: Nesting levels metadata may have: enough for any catalogue record, far from the parser's
-#: recursion limit (a 16 KiB "[[[[…" would otherwise crash the request).
-MAX_METADATA_DEPTH = 16
+__all__ = ["MAX_METADATA_BYTES", "MAX_METADATA_DEPTH", "_metadata", "create_app"]
 #: Room for the multipart framing, the id and the metadata around an image at the limit.
 MULTIPART_OVERHEAD = 64 * 1024
-
-
-class SearchHit(BaseModel):
-    id: str
-    score: float = Field(description="Ranking score, decreasing down the list.")
-    global_score: float = Field(description="Cosine similarity of the global descriptors.")
-    inliers: int | None = Field(None, description="Geometric verification inliers, if checked.")
-    verified: bool = Field(
-        False, description="A confident match: verified geometrically with enough confidence."
-    )
-    confidence: float | None = Field(
-        None,
-        description="Probability (calibrated on the development sets) that this result shows "
-        "the query's object, from its geometric verification; null when not verified.",
-    )
-    box: tuple[float, float, float, float] | None = Field(
-        None,
-        description="For a confident match: where it is in the query photo, [x1, y1, x2, y2] "
-        "as fractions of the photo's width and height (several objects in one photo each get "
-        "their own box).",
-    )
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    matches: list[tuple[float, float, float, float]] | None = Field(
-        None,
-        description="With matches=true, for verified results: the consistent keypoint pairs "
-        "[x_query, y_query, x_result, y_result], each a fraction of its image's width/height.",
-    )
-
-
-class SearchResponse(BaseModel):
-    results: list[SearchHit]
-    k: int
-    no_confident_match: bool | None = Field(
-        description="True when no result is a confident match (the object is probably not in "
-        "the collection); null when the re-ranking does not verify."
-    )
-    cache: str = Field(description="hit: the query's descriptors came from the cache; else miss.")
-    model_id: str
-    timings_ms: dict[str, float] = Field(description="extract, search, rerank, total")
-    rerank: dict[str, Any] = Field(description="The re-ranking method and its parameters.")
-
-
-class ImageInfo(BaseModel):
-    id: str
-    sha256: str | None
-    metadata: dict[str, Any]
-
-
-class AddResponse(ImageInfo):
-    created: bool = Field(description="False when the same id already held the same image.")
-
-
-class DeleteResponse(BaseModel):
-    id: str
-    deleted: bool
-
-
-class Stats(BaseModel):
-    """What the collection holds; the index, whitening and log details depend on the mode."""
-
-    model_config = ConfigDict(extra="allow")
-
-    count: int = Field(description="Images in the collection.")
-    model_id: str | None = Field(None, description="The model that describes them (if any).")
-    dim: int | None = Field(None, description="Descriptor dimension (if any).")
-    mode: str = Field(description="embedded (one process) or services.")
-    rerank: dict[str, Any] = Field(description="The default re-ranking and its parameters.")
 
 
 def create_app(settings: Settings | None = None, gateway: Gateway | None = None) -> FastAPI:
@@ -142,7 +87,12 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
             await run_in_threadpool(app.state.gateway.close)
 
     app = service_app("gateway", "imsearch", lifespan, "Search an image collection by photo.")
-    require_media_type(app, "multipart/form-data", ("/v1/search", "/v1/images"))
+    require_media_type(
+        app,
+        "multipart/form-data",
+        ("/v1/search", "/v1/images"),
+        (r"/v1/collections/[^/]+/(search|images)",),
+    )
     install_public_access(app, settings)
     app.state.gateway = gateway
     #: Why the gateway is not composed yet (shown by /readyz).
@@ -152,186 +102,16 @@ def create_app(settings: Settings | None = None, gateway: Gateway | None = None)
     # the check itself is the access middleware's, for every route at once.
     keyed = [Depends(APIKeyHeader(name=API_KEY_HEADER, scheme_name="ApiKey", auto_error=False))]
     read_keyed = keyed if settings.search_requires_key else []
-    #: What a route naming one image by id can answer besides its success.
-    by_id = errors(400, 401, 404, 422, 429, 503)
 
-    def gateway_of(request: Request) -> Gateway:
-        gateway: Gateway | None = request.app.state.gateway
-        if gateway is None:
-            raise IndexNotReady(f"not ready: {request.app.state.waiting}")
-        return gateway
-
-    @app.post(
-        "/v1/search",
-        response_model=SearchResponse,
-        tags=["search"],
-        responses=errors(400, 401, 413, 415, 422, 429, 503),
-        dependencies=read_keyed,
+    images = image_routes(settings, metrics, keyed, read_keyed)
+    app.include_router(images, prefix="/v1")
+    app.include_router(
+        images,
+        prefix="/v1/collections/{collection}",
+        dependencies=[Depends(_named)],
+        generate_unique_id_function=lambda route: f"{route.name}_in_collection",
     )
-    async def search(
-        request: Request,
-        image: Annotated[UploadFile, File(description="The query photo.")],
-        k: Annotated[int | None, Query(ge=1, description="How many results.")] = None,
-        rerank: Annotated[
-            str | None, Query(description="none, or qe+dba+diffusion+spatial")
-        ] = None,
-        m: Annotated[int | None, Query(ge=1, le=1000, description="Candidates verified.")] = None,
-        min_inliers: Annotated[
-            int | None, Query(ge=4, le=10_000, description="Inliers a match needs at least.")
-        ] = None,
-        min_confidence: Annotated[
-            float | None,
-            Query(ge=0, le=1, description="Confidence a match needs (default: calibrated)."),
-        ] = None,
-        nprobe: Annotated[int | None, Query(ge=1, le=65536)] = None,
-        ef_search: Annotated[int | None, Query(ge=1, le=65536)] = None,
-        k_factor: Annotated[float | None, Query(ge=1, le=1000)] = None,
-        matches: Annotated[bool, Query(description="Return verified keypoint pairs.")] = False,
-    ) -> SearchResponse:
-        gateway = gateway_of(request)
-        k = k or settings.default_k
-        if k > settings.max_k:
-            raise ConfigError(f"k must be at most {settings.max_k}")
-        data = await read_upload(image, settings.max_upload_bytes)
-        config = with_overrides(
-            gateway.pipeline.reranker.config,
-            method=rerank,
-            m=m,
-            min_inliers=min_inliers,
-            min_confidence=min_confidence,
-        )
-        config.stages  # noqa: B018 - an unknown method is a 400 before any work
-        knobs = SearchKnobs(nprobe, ef_search, k_factor)
-        result: SearchResult = await run_in_threadpool(
-            lambda: gateway.pipeline.search(data, k, knobs=knobs, rerank=config)
-        )
-        _observe(metrics, result)
-        info = await run_in_threadpool(gateway.info, [h.id for h in result.hits])
-        return SearchResponse(
-            results=[
-                SearchHit(
-                    id=h.id,
-                    score=h.score,
-                    global_score=h.global_score,
-                    inliers=h.inliers,
-                    verified=h.verified,
-                    confidence=h.confidence,
-                    box=h.box,
-                    metadata=info.get(h.id, (None, {}))[1],
-                    matches=list(h.matches) if matches and h.matches else None,
-                )
-                for h in result.hits
-            ],
-            k=k,
-            no_confident_match=result.no_confident_match,
-            cache="hit" if result.cached else "miss",
-            model_id=result.model_id,
-            timings_ms=result.timings_ms,
-            rerank=result.rerank,
-        )
-
-    @app.post(
-        "/v1/images",
-        response_model=AddResponse,
-        status_code=201,
-        tags=["collection"],
-        responses=errors(
-            400,
-            401,
-            409,
-            413,
-            415,
-            422,
-            429,
-            503,
-            more={200: {"model": AddResponse, "description": "Already held, unchanged."}},
-        ),
-        dependencies=keyed,
-    )
-    async def add_image(
-        request: Request,
-        id: Annotated[str, Form(min_length=1, max_length=512, description="External id.")],
-        image: Annotated[UploadFile, File(description="The image to add.")],
-        metadata: Annotated[str, Form(description="A JSON object.")] = "{}",
-    ) -> Any:
-        gateway = gateway_of(request)
-        id = normalize_id(id)
-        meta = _metadata(metadata)
-        data = await read_upload(image, settings.max_upload_bytes)
-        existing = (await run_in_threadpool(gateway.info, [id])).get(id)
-        if existing is not None and existing[0] == sha256_hex(data) and existing[1] == meta:
-            body = AddResponse(id=id, sha256=existing[0], metadata=meta, created=False)
-            return JSONResponse(body.model_dump(), status_code=200)
-        item = await run_in_threadpool(gateway.pipeline.add, id, data, meta)
-        return AddResponse(id=id, sha256=item.sha256, metadata=meta, created=True)
-
-    @app.get(
-        "/v1/images/{image_id:path}/thumbnail",
-        tags=["collection"],
-        response_class=Response,
-        responses=by_id
-        | {
-            200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
-            304: {"description": "Not modified (If-None-Match)."},
-        },
-        dependencies=read_keyed,
-    )
-    async def get_thumbnail(request: Request, image_id: str) -> Response:
-        image_id = normalize_id(image_id)
-        found = await run_in_threadpool(gateway_of(request).thumbnail, image_id)
-        if found is None:
-            raise UnknownId(f"no thumbnail for id {image_id!r}")
-        data, sha = found
-        etag = f'"{sha}"' if sha else None
-        # A keyed collection's thumbnails must not sit in shared caches.
-        scope = "private" if settings.search_requires_key else "public"
-        headers = {"Cache-Control": f"{scope}, max-age=86400"} | ({"ETag": etag} if etag else {})
-        if etag and request.headers.get("if-none-match") == etag:
-            return Response(status_code=304, headers=headers)
-        return Response(data, media_type="image/jpeg", headers=headers)
-
-    @app.get(
-        "/v1/images/{image_id:path}",
-        response_model=ImageInfo,
-        tags=["collection"],
-        responses=by_id,
-        dependencies=read_keyed,
-    )
-    async def get_image(request: Request, image_id: str) -> ImageInfo:
-        image_id = normalize_id(image_id)
-        found = (await run_in_threadpool(gateway_of(request).info, [image_id])).get(image_id)
-        if found is None:
-            raise UnknownId(f"no image with id {image_id!r}")
-        return ImageInfo(id=image_id, sha256=found[0], metadata=found[1])
-
-    @app.delete(
-        "/v1/images/{image_id:path}",
-        response_model=DeleteResponse,
-        tags=["collection"],
-        responses=by_id,
-        dependencies=keyed,
-    )
-    async def delete_image(request: Request, image_id: str) -> DeleteResponse:
-        image_id = normalize_id(image_id)
-        deleted = await run_in_threadpool(gateway_of(request).pipeline.delete, image_id)
-        if not deleted:
-            raise UnknownId(f"no image with id {image_id!r}")
-        return DeleteResponse(id=image_id, deleted=True)
-
-    @app.get(
-        "/v1/stats",
-        response_model=Stats,
-        tags=["collection"],
-        responses=errors(401, 429, 503),
-        dependencies=read_keyed,
-    )
-    async def get_stats(request: Request) -> Stats:
-        gateway = gateway_of(request)
-        return Stats(
-            **await run_in_threadpool(gateway.stats),
-            mode="services" if gateway.clients else "embedded",
-            rerank=gateway.pipeline.reranker.config.describe(),
-        )
+    _collection_routes(app, keyed, read_keyed)
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -381,38 +161,70 @@ async def _serve(app: FastAPI, settings: Settings) -> None:
     await every(settings.maintenance_s, app.state.gateway.maintain, "gateway upkeep")
 
 
-def _metadata(text: str) -> dict[str, Any]:
-    if len(text.encode()) > MAX_METADATA_BYTES:
-        raise ConfigError(f"metadata is larger than {MAX_METADATA_BYTES} bytes")
-    if _nesting(text) > MAX_METADATA_DEPTH:
-        raise ConfigError(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels")
-    try:
-        value = json.loads(text or "{}")
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"metadata is not valid JSON: {exc.msg}") from exc
-    if not isinstance(value, dict):
-        raise ConfigError("metadata must be a JSON object")
-    return value
+def _named(
+    collection: Annotated[
+        str, PathParam(description="The collection's name (the routes without it: 'default').")
+    ],
+) -> None:
+    """Declares the path's collection (documented for clients); handlers read it from the
+    path themselves, so the same handler serves the routes without it."""
 
 
-def _nesting(text: str) -> int:
-    """The deepest bracket nesting of JSON ``text``, outside strings (before parsing it)."""
-    depth = deepest = 0
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            escaped, in_string = (False, True) if escaped else (char == "\\", char != '"')
-        elif char == '"':
-            in_string = True
-        elif char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
+def _collection_routes(app: FastAPI, keyed: list[Any], read_keyed: list[Any]) -> None:
+    """List, create, describe and drop collections."""
 
+    def admin(request: Request) -> CollectionAdmin:
+        collections = gateway_of(request).collections
+        if collections is None:
+            raise IndexNotReady("collections are not available yet")
+        return collections
 
-def _observe(metrics: Any, result: SearchResult) -> None:
-    for stage, ms in result.timings_ms.items():
-        metrics.stages.labels(stage).observe(ms / 1e3)
-    metrics.cache.labels("hit" if result.cached else "miss").inc()
+    @app.get(
+        "/v1/collections",
+        response_model=CollectionList,
+        tags=["collections"],
+        responses=errors(401, 429, 503),
+        dependencies=read_keyed,
+    )
+    async def list_collections(request: Request) -> CollectionList:
+        found = await run_in_threadpool(admin(request).describe_all)
+        scopes = getattr(request.state, "scopes", None)  # a key limited to some: only those
+        shown = [c for c in found if scopes is None or c["name"] in scopes]
+        return CollectionList(collections=[CollectionInfo(**c) for c in shown])
+
+    @app.post(
+        "/v1/collections",
+        response_model=CollectionInfo,
+        status_code=201,
+        tags=["collections"],
+        responses=errors(400, 401, 403, 409, 422, 429, 503),
+        dependencies=keyed,
+    )
+    async def create_collection(request: Request, body: CollectionCreate) -> CollectionInfo:
+        check_name(body.name)
+        if body.index_spec:
+            resolve(body.index_spec, 1000, 8)  # an invalid spec is a 400 before anything
+        created = await run_in_threadpool(admin(request).create, body.name, body.index_spec)
+        return CollectionInfo(**created)
+
+    @app.get(
+        "/v1/collections/{collection}",
+        response_model=CollectionInfo,
+        tags=["collections"],
+        responses=errors(400, 401, 403, 404, 429, 503),
+        dependencies=read_keyed,
+    )
+    async def get_collection(request: Request, collection: str) -> CollectionInfo:
+        found = await run_in_threadpool(admin(request).describe, check_name(collection))
+        return CollectionInfo(**found)
+
+    @app.delete(
+        "/v1/collections/{collection}",
+        response_model=DropResponse,
+        tags=["collections"],
+        responses=errors(400, 401, 403, 404, 409, 429, 503),
+        dependencies=keyed,
+    )
+    async def drop_collection(request: Request, collection: str) -> DropResponse:
+        await run_in_threadpool(admin(request).drop, check_name(collection))
+        return DropResponse(name=collection, dropped=True)

@@ -12,15 +12,13 @@ With none of them set this is the embedded engine: one process, one data directo
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from imsearch.collection import collection_stages, verification
-from imsearch.errors import ConfigError
-from imsearch.index.store import IndexStore
+from imsearch.collection import Collections, check_name, verification
+from imsearch.errors import ConfigError, UnknownCollection
 from imsearch.indexing import maintain_collection
 from imsearch.pipeline import (
     DescriptorCache,
@@ -32,22 +30,79 @@ from imsearch.pipeline import (
     Searcher,
     SearchPipeline,
 )
-from imsearch.rerank.visual_words import VisualWords
 from imsearch.settings import Settings
 from services.common.access import internal_token
 from services.common.cache import RedisCache
 from services.common.client import ServiceClient
-from services.contracts.v1 import messages_pb2 as pb
 from services.extractor.client import RemoteExtractor
 from services.rerank.client import RemoteReranker
 from services.search.client import RemoteSearcher
 
 log = logging.getLogger(__name__)
 
-Info = Callable[[Sequence[str]], dict[str, tuple[str | None, dict[str, Any]]]]
+#: Content hash and metadata per id of a collection.
+Info = Callable[[Sequence[str], str], dict[str, tuple[str | None, dict[str, Any]]]]
 #: A stored thumbnail (JPEG) and its image's content hash, or None.
-Thumbnail = Callable[[str], "tuple[bytes, str | None] | None"]
+Thumbnail = Callable[[str, str], "tuple[bytes, str | None] | None"]
 Task = Callable[[], object]
+
+
+class CollectionAdmin(Protocol):
+    """Lists, creates and drops collections, wherever they live."""
+
+    def describe_all(self) -> list[dict[str, Any]]: ...
+
+    def describe(self, name: str) -> dict[str, Any]: ...
+
+    def create(self, name: str, spec: str | None = None) -> dict[str, Any]: ...
+
+    def drop(self, name: str) -> None: ...
+
+
+class RemoteCollections:
+    """The search primary's collections, created for the extractor's model."""
+
+    def __init__(self, searcher: RemoteSearcher, extractor: DescriptorExtractor) -> None:
+        self.searcher = searcher
+        self.extractor = extractor
+
+    def describe_all(self) -> list[dict[str, Any]]:
+        return self.searcher.collections()
+
+    def describe(self, name: str) -> dict[str, Any]:
+        check_name(name)
+        found = [c for c in self.describe_all() if c.get("name") == name]
+        if not found:
+            raise UnknownCollection(f"no collection named {name!r}")
+        return found[0]
+
+    def create(self, name: str, spec: str | None = None) -> dict[str, Any]:
+        check_name(name)
+        self.searcher.create_collection(name, spec, self.extractor.model_id, self.extractor.dim)
+        return self.describe(name)
+
+    def drop(self, name: str) -> None:
+        self.searcher.drop_collection(check_name(name))
+
+
+def _local_reads(
+    collections: Collections,
+) -> tuple[Info, Callable[[str], dict[str, Any]], Thumbnail]:
+    """Info, stats and thumbnails of the collections held in this process."""
+
+    def info(ids: Sequence[str], name: str) -> dict[str, tuple[str | None, dict[str, Any]]]:
+        return collections.read(name, lambda o: o.store.catalog.info(ids), {})
+
+    def stats(name: str) -> dict[str, Any]:
+        return {
+            **collections.read(name, lambda o: o.store.stats(), {"count": 0}),
+            "collection": name,
+        }
+
+    def thumbnail(image_id: str, name: str) -> tuple[bytes, str | None] | None:
+        return collections.read(name, lambda o: o.store.catalog.thumbnail(image_id), None)
+
+    return info, stats, thumbnail
 
 
 @dataclass
@@ -56,10 +111,11 @@ class Gateway:
 
     pipeline: SearchPipeline
     cache: DescriptorCache
-    #: Content hash and metadata per id, from wherever the index lives.
+    #: Content hash and metadata per id, from wherever the collection lives.
     info: Info
-    stats: Callable[[], dict[str, Any]]
-    thumbnail: Thumbnail = lambda image_id: None
+    stats: Callable[[str], dict[str, Any]]
+    thumbnail: Thumbnail = lambda image_id, name: None
+    collections: CollectionAdmin | None = None
     clients: dict[str, ServiceClient] = field(default_factory=dict)
     #: Periodic upkeep (whitening, vocabulary, snapshots) of collections held in this process.
     maintainers: list[Task] = field(default_factory=list)
@@ -106,12 +162,12 @@ def compose(settings: Settings) -> Gateway:
         )
         if url
     }
-    gateway = Gateway(None, _cache(settings), lambda ids: {}, dict, clients=clients)  # type: ignore[arg-type]
+    gateway = Gateway(None, _cache(settings), lambda ids, name: {}, dict, clients=clients)  # type: ignore[arg-type]
     gateway.closers += [client.close for client in clients.values()]
     try:
         extractor = _extractor(settings, clients)
-        searcher, store = _searcher(settings, clients, extractor, gateway)
-        reranker = _reranker(settings, clients, store, gateway)
+        searcher, held = _searcher(settings, clients, extractor, gateway)
+        reranker = _reranker(settings, clients, held, gateway)
     except BaseException:
         gateway.close()  # what was opened so far: the caller may try again
         raise
@@ -142,39 +198,45 @@ def _searcher(
     clients: dict[str, ServiceClient],
     extractor: DescriptorExtractor,
     gateway: Gateway,
-) -> tuple[Searcher, IndexStore | None]:
+) -> tuple[Searcher, Collections | None]:
     if "search" in clients:
         remote = RemoteSearcher(
             clients["search"], lambda: extractor.model_id, clients.get("search-read")
         )
-        gateway.info, gateway.stats = _remote_info(clients["search"]), remote.stats
-        gateway.thumbnail = remote.thumbnail
+        gateway.info, gateway.stats, gateway.thumbnail = remote.info, remote.stats, remote.thumbnail
+        gateway.collections = RemoteCollections(remote, extractor)
         return remote, None
-    # An index held here needs the model's identity now (a remote extractor must answer).
-    store = IndexStore(settings.data_dir, extractor.model_id, extractor.dim, settings.index_spec)
-    words, finder = collection_stages(store, settings.local_features)
-    gateway.info, gateway.stats = store.catalog.info, store.stats
-    gateway.thumbnail = store.catalog.thumbnail
-    gateway.closers.append(lambda: _close_store(store, words, settings))
-    gateway.maintainers.append(lambda: maintain_collection(store, words, settings))
-    return LocalSearcher(store, finder), store
+    # Collections held here need the model's identity now (a remote extractor must answer).
+    collections = Collections(settings, extractor.model_id, extractor.dim)
+    _hold_here(gateway, collections, settings)
+    return LocalSearcher(collections), collections
+
+
+def _hold_here(gateway: Gateway, collections: Collections, settings: Settings) -> None:
+    """Reads, administration, upkeep and closing of the collections in this process."""
+    gateway.info, gateway.stats, gateway.thumbnail = _local_reads(collections)
+    gateway.collections = collections
+    gateway.closers.append(collections.close)
+    gateway.maintainers.append(
+        lambda: collections.upkeep(lambda o: maintain_collection(o.store, o.words, settings))
+    )
 
 
 def _reranker(
     settings: Settings,
     clients: dict[str, ServiceClient],
-    store: IndexStore | None,
+    held: Collections | None,
     gateway: Gateway,
 ) -> Reranker:
-    """Verification: in the rerank workers, or here over the feature store."""
+    """Verification: in the rerank workers, or here over the feature stores."""
     if "rerank" in clients:
         return RemoteReranker(clients["rerank"], settings.rerank_config())
-    if store is None and not settings.feature_store and settings.rerank_config().needs_local:
+    if held is None and not settings.feature_store and settings.rerank_config().needs_local:
         raise ConfigError(
             "verifying here while the search service is remote needs IMSEARCH_FEATURE_STORE: "
             "the search primary's features folder (a shared volume) or URL"
         )
-    reranker = verification(settings, store.features.root if store else None)
+    reranker = verification(settings, local=held is not None)
     gateway.closers.append(reranker.close)
     return reranker
 
@@ -185,35 +247,14 @@ def _embedded(settings: Settings) -> Gateway:
     engine = open_engine(settings)
     if settings.redis_url:
         engine.pipeline.cache = RedisCache(settings.redis_url, settings.cache_ttl_s)
-    return Gateway(
-        engine.pipeline,
-        engine.pipeline.cache,
-        engine.store.catalog.info,
-        engine.store.stats,
-        engine.store.catalog.thumbnail,
-        maintainers=[lambda: maintain_collection(engine.store, engine.words, settings)],
-        closers=[engine.close],
-    )
+    info, stats, thumbnail = _local_reads(engine.collections)
+    gateway = Gateway(engine.pipeline, engine.pipeline.cache, info, stats, thumbnail)
+    _hold_here(gateway, engine.collections, settings)
+    gateway.closers[:] = [engine.close]  # the engine closes its collections and reranker
+    return gateway
 
 
 def _cache(settings: Settings) -> DescriptorCache:
     if settings.redis_url:
         return RedisCache(settings.redis_url, settings.cache_ttl_s)
     return LRUCache(settings.cache_size)
-
-
-def _close_store(store: IndexStore, words: VisualWords | None, settings: Settings) -> None:
-    store.checkpoint(settings.snapshot_ops)
-    if words is not None:
-        words.maintain()
-    store.close()
-
-
-def _remote_info(client: ServiceClient) -> Info:
-    def info(ids: Sequence[str]) -> dict[str, tuple[str | None, dict[str, Any]]]:
-        if not ids:
-            return {}
-        reply = client.call("/v1/info", pb.InfoRequest(ids=list(ids)), pb.InfoResponse, True)
-        return {i.id: (i.sha256 or None, json.loads(i.metadata_json or "{}")) for i in reply.items}
-
-    return info

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 from tqdm import tqdm
 
+from imsearch.collection import DEFAULT, check_name, collection_dir, exists
 from imsearch.errors import DependencyUnavailable, Unauthorized
 from imsearch.index.catalog import Catalog
 from imsearch.index.store import CATALOG_FILE
@@ -30,9 +31,9 @@ CONCURRENCY = 2
 ATTEMPTS = 5
 
 
-def indexed_hashes(data_dir: Path) -> dict[str, str | None]:
+def indexed_hashes(data_dir: Path, collection: str = DEFAULT) -> dict[str, str | None]:
     """Id → content hash of what the collection holds now (read-only; none yet: empty)."""
-    path = data_dir / CATALOG_FILE
+    path = collection_dir(data_dir, collection) / CATALOG_FILE
     if not path.exists():
         return {}
     catalog = Catalog(path, readonly=True)
@@ -48,21 +49,27 @@ def index_through_api(
     data_dir: Path,
     api_key: str | None = None,
     progress: bool = True,
+    collection: str = DEFAULT,
     timeout_s: float = 120.0,
 ) -> tuple[IndexReport, int]:
-    """Send the new and changed ``files`` to the server at ``url``; returns the report and
-    the collection's size afterwards."""
+    """Send the new and changed ``files`` to ``collection`` of the server at ``url``
+    (created there if it does not exist); returns the report and the collection's size
+    afterwards."""
     started = time.perf_counter()
     report = IndexReport(found=len(files))
-    indexed = indexed_hashes(data_dir)
     headers = {"X-API-Key": api_key} if api_key else {}
+    prefix = "/v1" if collection == DEFAULT else f"/v1/collections/{check_name(collection)}"
     with httpx.Client(base_url=url, headers=headers, timeout=timeout_s) as http:
+        if collection != DEFAULT and not exists(data_dir, collection):
+            _checked(http, http.post("/v1/collections", json={"name": collection}))
+        indexed = indexed_hashes(data_dir, collection)
         seen: set[str] = set()
         sources = (read_source(*file) for file in files)
         todo = [(x, data) for x, data in sources if screen(x, seen, indexed, report)]
         bar = tqdm(total=len(todo), unit="img", disable=not progress, desc="sending")
         with ThreadPoolExecutor(CONCURRENCY) as pool:
-            for loaded, outcome in pool.map(lambda job: (job[0], _send(http, *job)), todo):
+            send = lambda job: (job[0], _send(http, prefix, *job))  # noqa: E731
+            for loaded, outcome in pool.map(send, todo):
                 if outcome == "created":
                     report.added += 1
                 elif outcome == "unchanged":
@@ -71,18 +78,18 @@ def index_through_api(
                     report.failed.append((loaded.shown, outcome))
                 bar.update(1)
         bar.close()
-        count = int(_checked(http, http.get("/v1/stats")).json().get("count", 0))
+        count = int(_checked(http, http.get(f"{prefix}/stats")).json().get("count", 0))
     report.seconds = time.perf_counter() - started
     return report, count
 
 
-def _send(http: httpx.Client, loaded: Loaded, data: bytes) -> str:
+def _send(http: httpx.Client, prefix: str, loaded: Loaded, data: bytes) -> str:
     """Add one image: ``created``, ``unchanged``, or why the server refused it."""
     form = {"id": loaded.ext_id, "metadata": json.dumps({"path": loaded.shown})}
     files = {"image": (Path(loaded.shown).name, data)}
     for attempt in range(ATTEMPTS):
         try:
-            reply = http.post("/v1/images", data=form, files=files)
+            reply = http.post(f"{prefix}/images", data=form, files=files)
         except httpx.TransportError as exc:
             raise DependencyUnavailable(
                 f"the server at {http.base_url} stopped answering ({exc}); run the same "

@@ -6,9 +6,10 @@
 
 It keeps nothing per image. The search service chooses the candidates (global re-ranking,
 the visual-word shortlist, their fusion) and hands each of the first ``m`` over with the
-reference of its local features; this service reads them from the feature store
-(``IMSEARCH_FEATURE_STORE``: the search primary's ``features/`` on a shared volume, or an
-fsspec URL), verifies them in parallel and orders the result. A bounded cache of parsed
+reference of its local features; this service reads them from the feature store of their
+collection (under ``IMSEARCH_DATA_DIR``, the search primary's volume mounted read-only, or at
+``IMSEARCH_FEATURE_STORE``: the default collection's ``features/`` folder or fsspec URL, the
+others beside it), verifies them in parallel and orders the result. A bounded cache of parsed
 features is all it holds, so any number of replicas can run behind one address.
 """
 
@@ -18,14 +19,12 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from imsearch.collection import verification
-from imsearch.index.features import FEATURES_DIR
+from imsearch.collection import DEFAULT, check_name, feature_location, verification
 from imsearch.rerank.reranker import Candidates
 from imsearch.settings import Settings
 from services.common.access import install_internal_access
@@ -54,8 +53,8 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    store = settings.feature_store or str(Path(settings.data_dir) / FEATURES_DIR)
-    reranker = verification(settings, store)
+    store = feature_location(settings, DEFAULT)
+    reranker = verification(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,7 +84,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except json.JSONDecodeError:
             details = {}
         candidates = Candidates(
-            candidates_from_pb(message.hits), details if isinstance(details, dict) else {}
+            candidates_from_pb(message.hits),
+            details if isinstance(details, dict) else {},
+            check_name(message.collection or DEFAULT),
+            message.generation,
         )
         local = local_from_pb(message.local) if message.HasField("local") else None
         result = await run_in_threadpool(

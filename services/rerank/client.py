@@ -44,6 +44,8 @@ class RemoteReranker:
             k=k,
             config=rerank_config_to_pb(config),
             details_json=json.dumps(candidates.details),
+            collection=candidates.collection,
+            generation=candidates.generation,
         )
         if query is not None:
             request.local.CopyFrom(local_to_pb(query))

@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from imsearch.collection import DEFAULT
 from imsearch.index.catalog import Item
+from imsearch.index.filters import Filter
 from imsearch.index.store import Hit
 from imsearch.index.vectors import SearchKnobs
 from imsearch.rerank.reranker import Candidates, QueryFeatures, RerankConfig
@@ -44,10 +46,19 @@ class RemoteSearcher:
         return self._model_id()
 
     def search(
-        self, vectors: np.ndarray, k: int, knobs: SearchKnobs | None = None
+        self,
+        vectors: np.ndarray,
+        k: int,
+        knobs: SearchKnobs | None = None,
+        where: Filter | None = None,
+        collection: str | None = None,
     ) -> list[list[Hit]]:
         request = pb.SearchRequest(
-            queries=[vector_to_pb(v) for v in np.atleast_2d(vectors)], k=k, knobs=knobs_to_pb(knobs)
+            queries=[vector_to_pb(v) for v in np.atleast_2d(vectors)],
+            k=k,
+            knobs=knobs_to_pb(knobs),
+            collection=collection or "",
+            filter_json=where.key if where else "",
         )
         reply = self.read_client.call("/v1/search", request, pb.SearchResponse, idempotent=True)
         return [hits_from_pb(r.hits) for r in reply.results]
@@ -58,38 +69,69 @@ class RemoteSearcher:
         k: int,
         config: RerankConfig,
         knobs: SearchKnobs | None = None,
+        where: Filter | None = None,
+        collection: str | None = None,
     ) -> Candidates:
         request = pb.SearchRequest(
             queries=[vector_to_pb(query.vector)],
             k=k,
             knobs=knobs_to_pb(knobs),
             config=rerank_config_to_pb(config),
+            collection=collection or "",
+            filter_json=where.key if where else "",
         )
         if query.local is not None:
             request.local.CopyFrom(local_to_pb(query.local))
         reply = self.read_client.call("/v1/search", request, pb.SearchResponse, idempotent=True)
         hits = candidates_from_pb(reply.results[0].hits) if reply.results else []
-        return Candidates(hits, json.loads(reply.details_json or "{}"))
+        details = json.loads(reply.details_json or "{}")
+        return Candidates(hits, details, collection or DEFAULT, reply.generation)
 
-    def add(self, items: Sequence[Item]) -> list[int]:
+    def add(self, items: Sequence[Item], collection: str | None = None) -> list[int]:
         # One write: descriptor, metadata, thumbnail and local features, durable together.
-        request = pb.AddRequest(model_id=self.model_id, items=[item_to_pb(i) for i in items])
+        request = pb.AddRequest(
+            model_id=self.model_id,
+            items=[item_to_pb(i) for i in items],
+            collection=collection or "",
+        )
         # Adding the same id and content twice leaves the same state: safe to retry.
         reply = self.client.call("/v1/add", request, pb.AddResponse, idempotent=True)
         return list(range(reply.added))
 
-    def delete(self, ext_ids: Sequence[str]) -> int:
-        request = pb.DeleteRequest(ids=list(ext_ids))
+    def delete(self, ext_ids: Sequence[str], collection: str | None = None) -> int:
+        request = pb.DeleteRequest(ids=list(ext_ids), collection=collection or "")
         return int(self.client.call("/v1/delete", request, pb.DeleteResponse, True).deleted)
 
-    def get(self, ext_id: str) -> dict[str, Any]:
-        return dict(self.client.get_json(f"/v1/items/{ext_id}"))
+    def info(
+        self, ids: Sequence[str], collection: str = DEFAULT
+    ) -> dict[str, tuple[str | None, dict[str, Any]]]:
+        if not ids:
+            return {}
+        request = pb.InfoRequest(ids=list(ids), collection=collection)
+        reply = self.read_client.call("/v1/info", request, pb.InfoResponse, idempotent=True)
+        return {i.id: (i.sha256 or None, json.loads(i.metadata_json or "{}")) for i in reply.items}
 
-    def thumbnail(self, ext_id: str) -> tuple[bytes, str | None] | None:
+    def thumbnail(self, ext_id: str, collection: str = DEFAULT) -> tuple[bytes, str | None] | None:
+        request = pb.ThumbnailRequest(id=ext_id, collection=collection)
         reply = self.read_client.call(
-            "/v1/thumbnail", pb.ThumbnailRequest(id=ext_id), pb.ThumbnailResponse, idempotent=True
+            "/v1/thumbnail", request, pb.ThumbnailResponse, idempotent=True
         )
         return (reply.data, reply.sha256 or None) if reply.found else None
 
-    def stats(self) -> dict[str, Any]:
-        return dict(self.client.get_json("/v1/stats"))
+    def stats(self, collection: str = DEFAULT) -> dict[str, Any]:
+        return dict(self.read_client.get_json(f"/v1/stats?collection={collection}"))
+
+    # -- collections (the primary decides; replicas follow) -------------------------------------
+
+    def collections(self) -> list[dict[str, Any]]:
+        return list(self.client.get_json("/v1/collections"))
+
+    def create_collection(self, name: str, spec: str | None, model_id: str, dim: int) -> None:
+        request = pb.CreateCollectionRequest(
+            name=name, index_spec=spec or "", model_id=model_id, dim=dim
+        )
+        self.client.call("/v1/collections", request, pb.CollectionInfo, idempotent=False)
+
+    def drop_collection(self, name: str) -> None:
+        request = pb.DropCollectionRequest(name=name)
+        self.client.call("/v1/collections/drop", request, pb.DropCollectionResponse, True)

@@ -90,18 +90,22 @@ class SearchKnobs(_message.Message):
     def __init__(self, nprobe: _Optional[int] = ..., ef_search: _Optional[int] = ..., k_factor: _Optional[float] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("queries", "k", "knobs", "config", "local")
+    __slots__ = ("queries", "k", "knobs", "config", "local", "collection", "filter_json")
     QUERIES_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     KNOBS_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     LOCAL_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    FILTER_JSON_FIELD_NUMBER: _ClassVar[int]
     queries: _containers.RepeatedCompositeFieldContainer[Vector]
     k: int
     knobs: SearchKnobs
     config: RerankConfig
     local: LocalFeatures
-    def __init__(self, queries: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ..., k: _Optional[int] = ..., knobs: _Optional[_Union[SearchKnobs, _Mapping]] = ..., config: _Optional[_Union[RerankConfig, _Mapping]] = ..., local: _Optional[_Union[LocalFeatures, _Mapping]] = ...) -> None: ...
+    collection: str
+    filter_json: str
+    def __init__(self, queries: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ..., k: _Optional[int] = ..., knobs: _Optional[_Union[SearchKnobs, _Mapping]] = ..., config: _Optional[_Union[RerankConfig, _Mapping]] = ..., local: _Optional[_Union[LocalFeatures, _Mapping]] = ..., collection: _Optional[str] = ..., filter_json: _Optional[str] = ...) -> None: ...
 
 class FeatureRef(_message.Message):
     __slots__ = ("segment", "offset", "length")
@@ -132,12 +136,14 @@ class HitList(_message.Message):
     def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("results", "details_json")
+    __slots__ = ("results", "details_json", "generation")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[HitList]
     details_json: str
-    def __init__(self, results: _Optional[_Iterable[_Union[HitList, _Mapping]]] = ..., details_json: _Optional[str] = ...) -> None: ...
+    generation: str
+    def __init__(self, results: _Optional[_Iterable[_Union[HitList, _Mapping]]] = ..., details_json: _Optional[str] = ..., generation: _Optional[str] = ...) -> None: ...
 
 class Item(_message.Message):
     __slots__ = ("id", "vector", "sha256", "metadata_json", "local", "thumbnail")
@@ -156,12 +162,14 @@ class Item(_message.Message):
     def __init__(self, id: _Optional[str] = ..., vector: _Optional[_Union[Vector, _Mapping]] = ..., sha256: _Optional[str] = ..., metadata_json: _Optional[str] = ..., local: _Optional[_Union[LocalFeatures, _Mapping]] = ..., thumbnail: _Optional[bytes] = ...) -> None: ...
 
 class AddRequest(_message.Message):
-    __slots__ = ("model_id", "items")
+    __slots__ = ("model_id", "items", "collection")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     items: _containers.RepeatedCompositeFieldContainer[Item]
-    def __init__(self, model_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ...) -> None: ...
+    collection: str
+    def __init__(self, model_id: _Optional[str] = ..., items: _Optional[_Iterable[_Union[Item, _Mapping]]] = ..., collection: _Optional[str] = ...) -> None: ...
 
 class AddResponse(_message.Message):
     __slots__ = ("added",)
@@ -170,10 +178,12 @@ class AddResponse(_message.Message):
     def __init__(self, added: _Optional[int] = ...) -> None: ...
 
 class DeleteRequest(_message.Message):
-    __slots__ = ("ids",)
+    __slots__ = ("ids", "collection")
     IDS_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    collection: str
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., collection: _Optional[str] = ...) -> None: ...
 
 class DeleteResponse(_message.Message):
     __slots__ = ("deleted",)
@@ -182,10 +192,12 @@ class DeleteResponse(_message.Message):
     def __init__(self, deleted: _Optional[int] = ...) -> None: ...
 
 class InfoRequest(_message.Message):
-    __slots__ = ("ids",)
+    __slots__ = ("ids", "collection")
     IDS_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
     ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    collection: str
+    def __init__(self, ids: _Optional[_Iterable[str]] = ..., collection: _Optional[str] = ...) -> None: ...
 
 class ItemInfo(_message.Message):
     __slots__ = ("id", "sha256", "metadata_json")
@@ -204,10 +216,12 @@ class InfoResponse(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[ItemInfo, _Mapping]]] = ...) -> None: ...
 
 class ThumbnailRequest(_message.Message):
-    __slots__ = ("id",)
+    __slots__ = ("id", "collection")
     ID_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
     id: str
-    def __init__(self, id: _Optional[str] = ...) -> None: ...
+    collection: str
+    def __init__(self, id: _Optional[str] = ..., collection: _Optional[str] = ...) -> None: ...
 
 class ThumbnailResponse(_message.Message):
     __slots__ = ("found", "data", "sha256")
@@ -238,18 +252,22 @@ class RerankConfig(_message.Message):
     def __init__(self, method: _Optional[str] = ..., m: _Optional[int] = ..., min_inliers: _Optional[int] = ..., early_exit_inliers: _Optional[int] = ..., shortlist: _Optional[int] = ..., fusion: _Optional[str] = ..., min_confidence: _Optional[float] = ...) -> None: ...
 
 class RerankRequest(_message.Message):
-    __slots__ = ("local", "hits", "k", "config", "details_json")
+    __slots__ = ("local", "hits", "k", "config", "details_json", "collection", "generation")
     LOCAL_FIELD_NUMBER: _ClassVar[int]
     HITS_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     DETAILS_JSON_FIELD_NUMBER: _ClassVar[int]
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    GENERATION_FIELD_NUMBER: _ClassVar[int]
     local: LocalFeatures
     hits: _containers.RepeatedCompositeFieldContainer[Hit]
     k: int
     config: RerankConfig
     details_json: str
-    def __init__(self, local: _Optional[_Union[LocalFeatures, _Mapping]] = ..., hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., k: _Optional[int] = ..., config: _Optional[_Union[RerankConfig, _Mapping]] = ..., details_json: _Optional[str] = ...) -> None: ...
+    collection: str
+    generation: str
+    def __init__(self, local: _Optional[_Union[LocalFeatures, _Mapping]] = ..., hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., k: _Optional[int] = ..., config: _Optional[_Union[RerankConfig, _Mapping]] = ..., details_json: _Optional[str] = ..., collection: _Optional[str] = ..., generation: _Optional[str] = ...) -> None: ...
 
 class RankedHit(_message.Message):
     __slots__ = ("id", "score", "global_score", "inliers", "verified", "matches", "confidence", "box")
@@ -288,3 +306,35 @@ class RerankResponse(_message.Message):
     answer: RerankResponse.Answer
     details_json: str
     def __init__(self, hits: _Optional[_Iterable[_Union[RankedHit, _Mapping]]] = ..., answer: _Optional[_Union[RerankResponse.Answer, str]] = ..., details_json: _Optional[str] = ...) -> None: ...
+
+class CreateCollectionRequest(_message.Message):
+    __slots__ = ("name", "index_spec", "model_id", "dim")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    INDEX_SPEC_FIELD_NUMBER: _ClassVar[int]
+    MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    DIM_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    index_spec: str
+    model_id: str
+    dim: int
+    def __init__(self, name: _Optional[str] = ..., index_spec: _Optional[str] = ..., model_id: _Optional[str] = ..., dim: _Optional[int] = ...) -> None: ...
+
+class CollectionInfo(_message.Message):
+    __slots__ = ("name", "info_json")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    INFO_JSON_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    info_json: str
+    def __init__(self, name: _Optional[str] = ..., info_json: _Optional[str] = ...) -> None: ...
+
+class DropCollectionRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DropCollectionResponse(_message.Message):
+    __slots__ = ("dropped",)
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    dropped: bool
+    def __init__(self, dropped: _Optional[bool] = ...) -> None: ...
