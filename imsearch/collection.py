@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 
 from imsearch.errors import (
     CollectionExists,
+    ConfigError,
     IndexNotReady,
     InvalidCollectionName,
     UnknownCollection,
@@ -367,16 +368,16 @@ class Collections:
         """Create collection ``name``; returns :meth:`describe` of it."""
         model_id, dim = model_id or self.model_id, dim or self.dim
         if self.readonly:
-            raise IndexNotReady("this is a read-only replica; create collections on the primary")
+            raise ConfigError("this is a read-only replica; create collections on the primary")
         if not model_id or not dim:
-            raise IndexNotReady("creating a collection needs the model's id and dimension")
+            raise ConfigError("creating a collection needs the model's id and dimension")
         create(self.root, name, spec or self.settings.index_spec, model_id, dim)
         return self.describe(name)
 
     def drop(self, name: str, wait_s: float = 30.0) -> None:
         """Close ``name`` once its requests are done, then delete it from disk."""
         if self.readonly:
-            raise IndexNotReady("this is a read-only replica; drop collections on the primary")
+            raise ConfigError("this is a read-only replica; drop collections on the primary")
         if check_name(name) == DEFAULT or not exists(self.root, name):
             remove(self.root, name)  # raises the right error
         with self._lock:

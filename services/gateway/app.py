@@ -211,7 +211,7 @@ def _collection_routes(app: FastAPI, keyed: list[Any], read_keyed: list[Any]) ->
         "/v1/collections/{collection}",
         response_model=CollectionInfo,
         tags=["collections"],
-        responses=errors(400, 401, 403, 404, 429, 503),
+        responses=errors(400, 401, 403, 404, 422, 429, 503),
         dependencies=read_keyed,
     )
     async def get_collection(request: Request, collection: str) -> CollectionInfo:
@@ -222,7 +222,7 @@ def _collection_routes(app: FastAPI, keyed: list[Any], read_keyed: list[Any]) ->
         "/v1/collections/{collection}",
         response_model=DropResponse,
         tags=["collections"],
-        responses=errors(400, 401, 403, 404, 409, 429, 503),
+        responses=errors(400, 401, 403, 404, 409, 422, 429, 503),
         dependencies=keyed,
     )
     async def drop_collection(request: Request, collection: str) -> DropResponse:

@@ -247,7 +247,7 @@ def image_routes(
         "/stats",
         response_model=Stats,
         tags=["collection"],
-        responses=errors(400, 401, 403, 404, 429, 503),
+        responses=errors(400, 401, 403, 404, 422, 429, 503),
         dependencies=read_keyed,
     )
     async def get_stats(request: Request) -> Stats:

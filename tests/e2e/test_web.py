@@ -127,6 +127,46 @@ def test_manage_add_delete_and_errors(page: Page) -> None:
     assert first.locator("img").evaluate("img => img.naturalWidth") > 0
 
 
+def test_collection_picker_and_filter_box(page: Page) -> None:
+    """Create a collection from the page, add to it, search in it; filter; drop it."""
+    page.click("#tab-manage")
+    page.fill("#create-name", "shop")
+    page.click("#create-go")
+    expect(page.locator("#collections-status")).to_contain_text("Created shop")
+    expect(page.locator("#collection")).to_have_value("shop")
+    expect(page.locator('#stats dd[data-key="images"]')).to_have_text("0")
+    for image_id, shelf in (("ref_002", "top"), ("ref_005", "bottom")):
+        page.set_input_files("#add-file", str(MINI / "images" / f"{image_id}.jpg"))
+        page.fill("#add-id", image_id)
+        page.fill("#add-metadata", f'{{"shelf": "{shelf}"}}')
+        page.click("#add-go")
+        expect(page.locator("#manage-status")).to_have_text(f"Added {image_id}.", timeout=60_000)
+    expect(page.locator('#stats dd[data-key="images"]')).to_have_text("2")
+
+    page.click("#tab-search")
+    page.set_input_files("#search-file", str(MINI / "images" / "droid_002.jpg"))
+    results = page.locator("#results .result")
+    expect(results.first).to_have_attribute("data-id", "ref_002", timeout=60_000)
+    expect(results).to_have_count(2)  # this collection's images only
+    page.fill("#search-filter", '{"shelf": "bottom"}')
+    page.click("#search-go")
+    expect(results).to_have_count(1)
+    expect(results.first).to_have_attribute("data-id", "ref_005", timeout=60_000)
+    expect(page.locator("#no-match")).to_be_visible()
+    page.fill("#search-filter", "{not json")
+    page.click("#search-go")
+    expect(page.locator("#search-status")).to_contain_text("not JSON")
+    page.fill("#search-filter", "")
+    page.screenshot(path=str(SHOTS / "collections.png"), full_page=True)
+
+    page.click("#tab-manage")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#drop-go")
+    expect(page.locator("#collections-status")).to_have_text("Dropped shop.")
+    expect(page.locator("#collection")).to_have_value("default")
+    expect(page.locator('#stats dd[data-key="images"]')).to_have_text("10")
+
+
 def test_phone_width_and_keyboard(page: Page) -> None:
     page.set_viewport_size({"width": 390, "height": 844})
     page.click("#tab-search")

@@ -17,16 +17,28 @@ import pytest
 from imsearch_client import AuthenticatedClient, Client
 from imsearch_client.api.collection import (
     add_image,
+    add_image_in_collection,
     delete_image,
     get_image,
     get_stats,
+    get_stats_in_collection,
     get_thumbnail,
 )
-from imsearch_client.api.search import search
+from imsearch_client.api.collections import (
+    create_collection,
+    drop_collection,
+    list_collections,
+)
+from imsearch_client.api.search import search, search_in_collection
 from imsearch_client.models import (
     AddResponse,
     BodyAddImage,
+    BodyAddImageInCollection,
     BodySearch,
+    BodySearchInCollection,
+    CollectionCreate,
+    CollectionInfo,
+    CollectionList,
     ErrorBody,
     ImageInfo,
     SearchResponse,
@@ -153,6 +165,39 @@ def test_python_client_search_add_get_delete_stats(gateway: str) -> None:
     assert isinstance(gone.parsed, ErrorBody) and gone.parsed.error.code == "unknown_id"
 
 
+def test_python_client_collections_and_filters(gateway: str) -> None:
+    client = AuthenticatedClient(
+        base_url=gateway, token=API_KEY, auth_header_name="X-API-Key", prefix="", timeout=120
+    )
+    created = create_collection.sync(client=client, body=CollectionCreate(name="py-shop"))
+    assert isinstance(created, CollectionInfo) and created.name == "py-shop" and created.count == 0
+    for image_id, path, shelf in (("cover", COVER, "top"), ("other", OTHER, "bottom")):
+        body = BodyAddImageInCollection(
+            id=image_id, image=_file(path), metadata=json.dumps({"shelf": shelf})
+        )
+        assert add_image_in_collection.sync("py-shop", client=client, body=body).created  # type: ignore[union-attr]
+    found = search_in_collection.sync(
+        "py-shop", client=client, body=BodySearchInCollection(image=_file(PHOTO)), k=5
+    )
+    assert isinstance(found, SearchResponse) and found.results[0].id == "cover"
+    bottom = search_in_collection.sync(
+        "py-shop",
+        client=client,
+        body=BodySearchInCollection(image=_file(PHOTO), filter_='{"shelf": "bottom"}'),
+        k=5,
+    )
+    assert isinstance(bottom, SearchResponse) and [h.id for h in bottom.results] == ["other"]
+    stats = get_stats_in_collection.sync("py-shop", client=client)
+    assert isinstance(stats, Stats) and stats.count == 2
+    listed = list_collections.sync(client=client)
+    assert isinstance(listed, CollectionList)
+    assert "py-shop" in [c.name for c in listed.collections]
+    dropped = drop_collection.sync("py-shop", client=client)
+    assert dropped is not None and not isinstance(dropped, ErrorBody) and dropped.dropped
+    gone = get_stats_in_collection.sync_detailed("py-shop", client=client)
+    assert isinstance(gone.parsed, ErrorBody) and gone.parsed.error.code == "unknown_collection"
+
+
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [
@@ -215,6 +260,10 @@ def test_typescript_client_under_node(gateway: str) -> None:
     assert seen["bad_k"] == {"status": 422, "code": "validation_error"}
     assert seen["deleted"] is True and seen["gone"] == {"status": 404, "code": "unknown_id"}
     assert seen["after"] == seen["before"]
+    assert seen["shop_top"] == ["cover"] and seen["shop_none"] == 0
+    assert seen["shop_default"] is False  # the default collection never saw it
+    assert "ts-shop" in seen["collections"] and seen["dropped"] is True
+    assert seen["shop_gone"] == {"status": 404, "code": "unknown_collection"}
 
 
 def test_the_kotlin_client_is_what_the_generator_makes_of_it(tmp_path: Path) -> None:

@@ -40,6 +40,12 @@ function unwrap(data, error, response) {
 }
 export function createImsearchClient(options) {
     const baseUrl = options.baseUrl.replace(/\/+$/, "");
+    const collection = options.collection ?? "default";
+    // "default" is also served without the prefix; other collections under it.
+    const named = collection !== "default";
+    const inPath = { collection };
+    const imagePath = (id) => `${baseUrl}${named ? `/v1/collections/${encodeURIComponent(collection)}` : "/v1"}/images/` +
+        id.split("/").map(encodeURIComponent).join("/");
     const http = createClient({
         baseUrl,
         headers: options.apiKey ? { "X-API-Key": options.apiKey } : {},
@@ -54,41 +60,84 @@ export function createImsearchClient(options) {
     return {
         /** The typed openapi-fetch client, for anything this wrapper does not cover. */
         raw: http,
-        /** Images of the collection that show what `image` shows, best first. */
+        /** The collection this client works on. */
+        collection,
+        /** The same client, working on another collection. */
+        inCollection(name) {
+            return createImsearchClient({ ...options, collection: name });
+        },
+        /** Images of the collection that show what `image` shows, best first; with
+         * `params.filter`, only images whose metadata satisfy it. */
         async search(image, params = {}) {
-            const { data, error, response } = await http.POST("/v1/search", {
-                params: { query: params },
-                ...form({ image }),
-            });
+            const { filter, ...rest } = params;
+            const query = {
+                ...rest,
+                ...(filter == null ? {} : { filter: typeof filter === "string" ? filter : JSON.stringify(filter) }),
+            };
+            const { data, error, response } = named
+                ? await http.POST("/v1/collections/{collection}/search", {
+                    params: { query, path: inPath },
+                    ...form({ image }),
+                })
+                : await http.POST("/v1/search", { params: { query }, ...form({ image }) });
             // openapi-fetch widens the [xq, yq, xr, yr] tuples of `matches` to number[]
             return unwrap(data, error, response);
         },
         /** Add (or replace) an image under `id`; `created` is false if it was already there. */
         async addImage(id, image, metadata = {}) {
-            const { data, error, response } = await http.POST("/v1/images", {
-                ...form({ id, image, metadata: JSON.stringify(metadata) }),
-            });
+            const body = form({ id, image, metadata: JSON.stringify(metadata) });
+            const { data, error, response } = named
+                ? await http.POST("/v1/collections/{collection}/images", {
+                    params: { path: inPath },
+                    ...body,
+                })
+                : await http.POST("/v1/images", body);
             return unwrap(data, error, response);
         },
         async getImage(id) {
-            const { data, error, response } = await http.GET("/v1/images/{image_id}", {
-                params: { path: { image_id: id } },
-            });
+            const { data, error, response } = named
+                ? await http.GET("/v1/collections/{collection}/images/{image_id}", {
+                    params: { path: { ...inPath, image_id: id } },
+                })
+                : await http.GET("/v1/images/{image_id}", { params: { path: { image_id: id } } });
             return unwrap(data, error, response);
         },
         async deleteImage(id) {
-            const { data, error, response } = await http.DELETE("/v1/images/{image_id}", {
-                params: { path: { image_id: id } },
-            });
+            const { data, error, response } = named
+                ? await http.DELETE("/v1/collections/{collection}/images/{image_id}", {
+                    params: { path: { ...inPath, image_id: id } },
+                })
+                : await http.DELETE("/v1/images/{image_id}", { params: { path: { image_id: id } } });
             return unwrap(data, error, response);
         },
         async stats() {
-            const { data, error, response } = await http.GET("/v1/stats");
+            const { data, error, response } = named
+                ? await http.GET("/v1/collections/{collection}/stats", { params: { path: inPath } })
+                : await http.GET("/v1/stats");
             return unwrap(data, error, response);
         },
         /** The URL of an image's thumbnail (a JPEG), for an `<img src>`. */
         thumbnailUrl(id) {
-            return `${baseUrl}/v1/images/${id.split("/").map(encodeURIComponent).join("/")}/thumbnail`;
+            return `${imagePath(id)}/thumbnail`;
+        },
+        /** The deployment's collections (a key limited to some sees only those). */
+        async listCollections() {
+            const { data, error, response } = await http.GET("/v1/collections");
+            return unwrap(data, error, response).collections;
+        },
+        /** Create a collection (`indexSpec`: e.g. `hnsw`; default: the deployment's). */
+        async createCollection(name, indexSpec) {
+            const { data, error, response } = await http.POST("/v1/collections", {
+                body: { name, index_spec: indexSpec ?? null },
+            });
+            return unwrap(data, error, response);
+        },
+        /** Drop a collection: its images and files are deleted. */
+        async dropCollection(name) {
+            const { data, error, response } = await http.DELETE("/v1/collections/{collection}", {
+                params: { path: { collection: name } },
+            });
+            return unwrap(data, error, response).dropped;
         },
     };
 }

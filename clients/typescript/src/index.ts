@@ -18,8 +18,14 @@ export type ImageInfo = components["schemas"]["ImageInfo"];
 export type DeleteResponse = components["schemas"]["DeleteResponse"];
 export type Stats = components["schemas"]["Stats"];
 export type ErrorBody = components["schemas"]["ErrorBody"];
-/** k, rerank, m, min_inliers, nprobe, ef_search, k_factor, matches. */
-export type SearchParams = NonNullable<paths["/v1/search"]["post"]["parameters"]["query"]>;
+export type CollectionInfo = components["schemas"]["CollectionInfo"];
+/** A metadata filter: JSON text or an object, e.g. `{ brand: "acme", year: { gte: 1990 } }`. */
+export type Filter = string | Record<string, unknown>;
+/** k, rerank, m, min_inliers, nprobe, ef_search, k_factor, matches, and a metadata filter. */
+export type SearchParams = Omit<
+  NonNullable<paths["/v1/search"]["post"]["parameters"]["query"]>,
+  "filter"
+> & { filter?: Filter | null };
 
 /** An error answer: HTTP status, the stable `code` (e.g. `image_decode_error`) and a message. */
 export class ImsearchError extends Error {
@@ -40,6 +46,8 @@ export interface ClientOptions {
   apiKey?: string;
   /** A fetch implementation (default: the global one). */
   fetch?: typeof fetch;
+  /** The collection every image and search call goes to (default: `default`). */
+  collection?: string;
 }
 
 /** A file part: a `File` from `<input type=file>`, or any `Blob`. */
@@ -69,6 +77,13 @@ function unwrap<T>(data: T | undefined, error: unknown, response: Response): T {
 
 export function createImsearchClient(options: ClientOptions) {
   const baseUrl = options.baseUrl.replace(/\/+$/, "");
+  const collection = options.collection ?? "default";
+  // "default" is also served without the prefix; other collections under it.
+  const named = collection !== "default";
+  const inPath = { collection };
+  const imagePath = (id: string) =>
+    `${baseUrl}${named ? `/v1/collections/${encodeURIComponent(collection)}` : "/v1"}/images/` +
+    id.split("/").map(encodeURIComponent).join("/");
   const http = createClient<paths>({
     baseUrl,
     headers: options.apiKey ? { "X-API-Key": options.apiKey } : {},
@@ -85,12 +100,28 @@ export function createImsearchClient(options: ClientOptions) {
     /** The typed openapi-fetch client, for anything this wrapper does not cover. */
     raw: http,
 
-    /** Images of the collection that show what `image` shows, best first. */
+    /** The collection this client works on. */
+    collection,
+
+    /** The same client, working on another collection. */
+    inCollection(name: string): ImsearchClient {
+      return createImsearchClient({ ...options, collection: name });
+    },
+
+    /** Images of the collection that show what `image` shows, best first; with
+     * `params.filter`, only images whose metadata satisfy it. */
     async search(image: Upload, params: SearchParams = {}): Promise<SearchResponse> {
-      const { data, error, response } = await http.POST("/v1/search", {
-        params: { query: params },
-        ...form({ image }),
-      });
+      const { filter, ...rest } = params;
+      const query = {
+        ...rest,
+        ...(filter == null ? {} : { filter: typeof filter === "string" ? filter : JSON.stringify(filter) }),
+      };
+      const { data, error, response } = named
+        ? await http.POST("/v1/collections/{collection}/search", {
+            params: { query, path: inPath },
+            ...form({ image }),
+          })
+        : await http.POST("/v1/search", { params: { query }, ...form({ image }) });
       // openapi-fetch widens the [xq, yq, xr, yr] tuples of `matches` to number[]
       return unwrap(data, error, response) as SearchResponse;
     },
@@ -101,36 +132,68 @@ export function createImsearchClient(options: ClientOptions) {
       image: Upload,
       metadata: Record<string, unknown> = {},
     ): Promise<AddResponse> {
-      const { data, error, response } = await http.POST("/v1/images", {
-        ...form({ id, image, metadata: JSON.stringify(metadata) }),
-      });
+      const body = form({ id, image, metadata: JSON.stringify(metadata) });
+      const { data, error, response } = named
+        ? await http.POST("/v1/collections/{collection}/images", {
+            params: { path: inPath },
+            ...body,
+          })
+        : await http.POST("/v1/images", body);
       return unwrap(data, error, response);
     },
 
     async getImage(id: string): Promise<ImageInfo> {
-      const { data, error, response } = await http.GET("/v1/images/{image_id}", {
-        params: { path: { image_id: id } },
-      });
+      const { data, error, response } = named
+        ? await http.GET("/v1/collections/{collection}/images/{image_id}", {
+            params: { path: { ...inPath, image_id: id } },
+          })
+        : await http.GET("/v1/images/{image_id}", { params: { path: { image_id: id } } });
       return unwrap(data, error, response);
     },
 
     async deleteImage(id: string): Promise<DeleteResponse> {
-      const { data, error, response } = await http.DELETE("/v1/images/{image_id}", {
-        params: { path: { image_id: id } },
-      });
+      const { data, error, response } = named
+        ? await http.DELETE("/v1/collections/{collection}/images/{image_id}", {
+            params: { path: { ...inPath, image_id: id } },
+          })
+        : await http.DELETE("/v1/images/{image_id}", { params: { path: { image_id: id } } });
       return unwrap(data, error, response);
     },
 
     async stats(): Promise<Stats> {
-      const { data, error, response } = await http.GET("/v1/stats");
+      const { data, error, response } = named
+        ? await http.GET("/v1/collections/{collection}/stats", { params: { path: inPath } })
+        : await http.GET("/v1/stats");
       return unwrap(data, error, response);
     },
 
     /** The URL of an image's thumbnail (a JPEG), for an `<img src>`. */
     thumbnailUrl(id: string): string {
-      return `${baseUrl}/v1/images/${id.split("/").map(encodeURIComponent).join("/")}/thumbnail`;
+      return `${imagePath(id)}/thumbnail`;
+    },
+
+    /** The deployment's collections (a key limited to some sees only those). */
+    async listCollections(): Promise<CollectionInfo[]> {
+      const { data, error, response } = await http.GET("/v1/collections");
+      return unwrap(data, error, response).collections;
+    },
+
+    /** Create a collection (`indexSpec`: e.g. `hnsw`; default: the deployment's). */
+    async createCollection(name: string, indexSpec?: string): Promise<CollectionInfo> {
+      const { data, error, response } = await http.POST("/v1/collections", {
+        body: { name, index_spec: indexSpec ?? null },
+      });
+      return unwrap(data, error, response);
+    },
+
+    /** Drop a collection: its images and files are deleted. */
+    async dropCollection(name: string): Promise<boolean> {
+      const { data, error, response } = await http.DELETE("/v1/collections/{collection}", {
+        params: { path: { collection: name } },
+      });
+      return unwrap(data, error, response).dropped;
     },
   };
 }
 
-export type ImsearchClient = ReturnType<typeof createImsearchClient>;
+export interface ImsearchClient extends ReturnType<typeof createImsearchClient> {}

@@ -37,4 +37,14 @@ seen.bad_k = await refused(() => client.search(file(photo), { k: 0 }));
 seen.deleted = (await client.deleteImage("ts/cover")).deleted;
 seen.gone = await refused(() => client.getImage("ts/cover"));
 seen.after = (await client.stats()).count;
+// A collection of its own: created, filled, searched with a filter, listed, dropped.
+await client.createCollection("ts-shop");
+const shop = client.inCollection("ts-shop");
+await shop.addImage("cover", named(cover), { shelf: "top" });
+seen.shop_top = (await shop.search(named(photo), { k: 3, filter: { shelf: "top" } })).results.map((h) => h.id);
+seen.shop_none = (await shop.search(named(photo), { k: 3, filter: '{"shelf": "bottom"}' })).results.length;
+seen.shop_default = (await client.search(named(photo), { k: 3 })).results.some((h) => h.id === "cover");
+seen.collections = (await client.listCollections()).map((c) => c.name);
+seen.dropped = await client.dropCollection("ts-shop");
+seen.shop_gone = await refused(() => shop.stats());
 console.log(JSON.stringify(seen));

@@ -1,4 +1,4 @@
-// imsearch web page: search by photo, see why a result matched, manage the collection.
+// imsearch web page: search by photo, see why a result matched, manage the collections.
 // Plain JavaScript, no build step, nothing from a CDN: it only talks to this gateway's /v1 API.
 "use strict";
 
@@ -39,6 +39,36 @@ async function api(path, options = {}) {
   return body;
 }
 
+// ---- collections --------------------------------------------------------------------------
+// The routes of one collection: /v1/… for "default", /v1/collections/{name}/… for the others.
+const collection = () => $("collection").value || "default";
+const base = () => (collection() === "default" ? "/v1" : `/v1/collections/${encodeURIComponent(collection())}`);
+const imagePath = (id) => `${base()}/images/${id.split("/").map(encodeURIComponent).join("/")}`;
+
+async function loadCollections(select) {
+  const picker = $("collection");
+  try {
+    const body = await api("/v1/collections");
+    const names = body.collections.map((c) => c.name);
+    const wanted = select || sessionStorage.getItem("imsearch-collection") || picker.value;
+    picker.replaceChildren(...names.map((name) => {
+      const option = document.createElement("option");
+      option.value = name;
+      option.textContent = name;
+      return option;
+    }));
+    picker.value = names.includes(wanted) ? wanted : names[0] || "default";
+  } catch (err) {
+    setStatus($("search-status"), `Collections unavailable: ${err.message}`, true);
+  }
+}
+$("collection").addEventListener("change", () => {
+  sessionStorage.setItem("imsearch-collection", collection());
+  $("results").replaceChildren();
+  $("no-match").hidden = true;
+  if (!$("panel-manage").hidden) refreshStats();
+});
+
 function setStatus(element, text, isError = false) {
   element.textContent = text;
   element.classList.toggle("error", isError);
@@ -77,13 +107,25 @@ async function search() {
   const form = new FormData();
   form.append("image", queryFile);
   const params = new URLSearchParams({ k: $("search-k").value, rerank: $("search-rerank").value, matches: "true" });
+  const filter = $("search-filter").value.trim();
+  if (filter) {
+    try {
+      JSON.parse(filter);
+    } catch (err) {
+      $("results").replaceChildren();
+      $("no-match").hidden = true;
+      setStatus(status, `The filter is not JSON: ${err.message}`, true);
+      return;
+    }
+    params.set("filter", filter);
+  }
   setStatus(status, "Searching…");
   $("results").replaceChildren();
   blobUrls.splice(0).forEach((url) => URL.revokeObjectURL(url));
   $("no-match").hidden = true;
   $("timings").textContent = "";
   try {
-    const body = await api(`/v1/search?${params}`, { method: "POST", body: form });
+    const body = await api(`${base()}/search?${params}`, { method: "POST", body: form });
     renderResults(body);
     setStatus(status, `${body.results.length} results.`);
   } catch (err) {
@@ -122,7 +164,7 @@ function renderResults(body) {
 }
 
 function thumbnailUrl(id) {
-  return `/v1/images/${id.split("/").map(encodeURIComponent).join("/")}/thumbnail`;
+  return `${imagePath(id)}/thumbnail`;
 }
 
 // An <img> cannot send a header: with a key, the thumbnail is fetched and shown from memory
@@ -195,7 +237,7 @@ $("add-form").addEventListener("submit", async (event) => {
   form.append("metadata", $("add-metadata").value.trim() || "{}");
   setStatus(status, "Adding…");
   try {
-    const body = await api("/v1/images", { method: "POST", body: form });
+    const body = await api(`${base()}/images`, { method: "POST", body: form });
     setStatus(status, body.created ? `Added ${body.id}.` : `${body.id} was already there, unchanged.`);
     refreshStats();
   } catch (err) {
@@ -208,7 +250,7 @@ $("delete-form").addEventListener("submit", async (event) => {
   const status = $("manage-status");
   const id = $("delete-id").value.trim();
   try {
-    await api(`/v1/images/${id.split("/").map(encodeURIComponent).join("/")}`, { method: "DELETE" });
+    await api(imagePath(id), { method: "DELETE" });
     setStatus(status, `Deleted ${id}.`);
     refreshStats();
   } catch (err) {
@@ -221,8 +263,9 @@ $("stats-refresh").addEventListener("click", refreshStats);
 async function refreshStats() {
   const list = $("stats");
   try {
-    const stats = await api("/v1/stats");
+    const stats = await api(`${base()}/stats`);
     const rows = {
+      collection: collection(),
       images: stats.count,
       "descriptor model": stats.model_id,
       index: stats.index ? stats.index.factory : "",
@@ -243,6 +286,40 @@ async function refreshStats() {
   }
 }
 
+$("create-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const status = $("collections-status");
+  const name = $("create-name").value.trim();
+  try {
+    await api("/v1/collections", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ name }),
+    });
+    setStatus(status, `Created ${name}; it is selected.`);
+    $("create-name").value = "";
+    await loadCollections(name);
+    sessionStorage.setItem("imsearch-collection", name);
+    refreshStats();
+  } catch (err) {
+    setStatus(status, `Creating failed: ${err.message}`, true);
+  }
+});
+
+$("drop-go").addEventListener("click", async () => {
+  const status = $("collections-status");
+  const name = collection();
+  if (!window.confirm(`Drop the collection ${name} and delete all its images?`)) return;
+  try {
+    await api(`/v1/collections/${encodeURIComponent(name)}`, { method: "DELETE" });
+    setStatus(status, `Dropped ${name}.`);
+    await loadCollections("default");
+    refreshStats();
+  } catch (err) {
+    setStatus(status, `Dropping failed: ${err.message}`, true);
+  }
+});
+
 // ---- API key --------------------------------------------------------------------------------
 $("key-form").addEventListener("submit", (event) => {
   event.preventDefault();
@@ -251,5 +328,7 @@ $("key-form").addEventListener("submit", (event) => {
   else sessionStorage.removeItem("imsearch-api-key");
   $("api-key").value = "";
   setStatus($("key-status"), key ? "API key set for this tab." : "No API key: writes work only on an open server.");
+  loadCollections();  // a key limited to some collections sees only those
 });
+loadCollections();
 setStatus($("key-status"), apiKey() ? "API key set for this tab." : "No API key set.");

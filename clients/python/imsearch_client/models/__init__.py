@@ -3,8 +3,14 @@
 from .add_response import AddResponse
 from .add_response_metadata import AddResponseMetadata
 from .body_add_image import BodyAddImage
+from .body_add_image_in_collection import BodyAddImageInCollection
 from .body_search import BodySearch
+from .body_search_in_collection import BodySearchInCollection
+from .collection_create import CollectionCreate
+from .collection_info import CollectionInfo
+from .collection_list import CollectionList
 from .delete_response import DeleteResponse
+from .drop_response import DropResponse
 from .error_body import ErrorBody
 from .error_detail import ErrorDetail
 from .health import Health
@@ -23,8 +29,14 @@ __all__ = (
     "AddResponse",
     "AddResponseMetadata",
     "BodyAddImage",
+    "BodyAddImageInCollection",
     "BodySearch",
+    "BodySearchInCollection",
+    "CollectionCreate",
+    "CollectionInfo",
+    "CollectionList",
     "DeleteResponse",
+    "DropResponse",
     "ErrorBody",
     "ErrorDetail",
     "Health",

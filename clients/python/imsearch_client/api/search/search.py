@@ -23,6 +23,7 @@ def _get_kwargs(
     ef_search: int | None | Unset = UNSET,
     k_factor: float | None | Unset = UNSET,
     matches: bool | Unset = False,
+    filter_: None | str | Unset = UNSET,
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
 
@@ -86,6 +87,13 @@ def _get_kwargs(
 
     params["matches"] = matches
 
+    json_filter_: None | str | Unset
+    if isinstance(filter_, Unset):
+        json_filter_ = UNSET
+    else:
+        json_filter_ = filter_
+    params["filter"] = json_filter_
+
     params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
 
     _kwargs: dict[str, Any] = {
@@ -119,6 +127,16 @@ def _parse_response(
         response_401 = ErrorBody.from_dict(response.json())
 
         return response_401
+
+    if response.status_code == 403:
+        response_403 = ErrorBody.from_dict(response.json())
+
+        return response_403
+
+    if response.status_code == 404:
+        response_404 = ErrorBody.from_dict(response.json())
+
+        return response_404
 
     if response.status_code == 413:
         response_413 = ErrorBody.from_dict(response.json())
@@ -175,6 +193,7 @@ def sync_detailed(
     ef_search: int | None | Unset = UNSET,
     k_factor: float | None | Unset = UNSET,
     matches: bool | Unset = False,
+    filter_: None | str | Unset = UNSET,
 ) -> Response[ErrorBody | SearchResponse]:
     """Search
 
@@ -188,6 +207,9 @@ def sync_detailed(
         ef_search (int | None | Unset):
         k_factor (float | None | Unset):
         matches (bool | Unset): Return verified keypoint pairs. Default: False.
+        filter_ (None | str | Unset): Only results whose metadata satisfy this JSON filter, e.g.
+            {"brand": "acme", "year": {"gte": 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists,
+            and/or/not (docs/API.md).
         body (BodySearch):
 
     Raises:
@@ -209,6 +231,7 @@ def sync_detailed(
         ef_search=ef_search,
         k_factor=k_factor,
         matches=matches,
+        filter_=filter_,
     )
 
     response = client.get_httpx_client().request(
@@ -231,6 +254,7 @@ def sync(
     ef_search: int | None | Unset = UNSET,
     k_factor: float | None | Unset = UNSET,
     matches: bool | Unset = False,
+    filter_: None | str | Unset = UNSET,
 ) -> ErrorBody | SearchResponse | None:
     """Search
 
@@ -244,6 +268,9 @@ def sync(
         ef_search (int | None | Unset):
         k_factor (float | None | Unset):
         matches (bool | Unset): Return verified keypoint pairs. Default: False.
+        filter_ (None | str | Unset): Only results whose metadata satisfy this JSON filter, e.g.
+            {"brand": "acme", "year": {"gte": 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists,
+            and/or/not (docs/API.md).
         body (BodySearch):
 
     Raises:
@@ -266,6 +293,7 @@ def sync(
         ef_search=ef_search,
         k_factor=k_factor,
         matches=matches,
+        filter_=filter_,
     ).parsed
 
 
@@ -282,6 +310,7 @@ async def asyncio_detailed(
     ef_search: int | None | Unset = UNSET,
     k_factor: float | None | Unset = UNSET,
     matches: bool | Unset = False,
+    filter_: None | str | Unset = UNSET,
 ) -> Response[ErrorBody | SearchResponse]:
     """Search
 
@@ -295,6 +324,9 @@ async def asyncio_detailed(
         ef_search (int | None | Unset):
         k_factor (float | None | Unset):
         matches (bool | Unset): Return verified keypoint pairs. Default: False.
+        filter_ (None | str | Unset): Only results whose metadata satisfy this JSON filter, e.g.
+            {"brand": "acme", "year": {"gte": 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists,
+            and/or/not (docs/API.md).
         body (BodySearch):
 
     Raises:
@@ -316,6 +348,7 @@ async def asyncio_detailed(
         ef_search=ef_search,
         k_factor=k_factor,
         matches=matches,
+        filter_=filter_,
     )
 
     response = await client.get_async_httpx_client().request(**kwargs)
@@ -336,6 +369,7 @@ async def asyncio(
     ef_search: int | None | Unset = UNSET,
     k_factor: float | None | Unset = UNSET,
     matches: bool | Unset = False,
+    filter_: None | str | Unset = UNSET,
 ) -> ErrorBody | SearchResponse | None:
     """Search
 
@@ -349,6 +383,9 @@ async def asyncio(
         ef_search (int | None | Unset):
         k_factor (float | None | Unset):
         matches (bool | Unset): Return verified keypoint pairs. Default: False.
+        filter_ (None | str | Unset): Only results whose metadata satisfy this JSON filter, e.g.
+            {"brand": "acme", "year": {"gte": 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists,
+            and/or/not (docs/API.md).
         body (BodySearch):
 
     Raises:
@@ -372,5 +409,6 @@ async def asyncio(
             ef_search=ef_search,
             k_factor=k_factor,
             matches=matches,
+            filter_=filter_,
         )
     ).parsed

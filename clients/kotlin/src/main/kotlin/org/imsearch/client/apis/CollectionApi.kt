@@ -140,6 +140,91 @@ open class CollectionApi(basePath: kotlin.String = defaultBasePath, client: Call
     }
 
     /**
+     * POST /v1/collections/{collection}/images
+     * Add Image
+     * 
+     * @param collection The collection&#39;s name (the routes without it: &#39;default&#39;).
+     * @param id External id.
+     * @param image The image to add.
+     * @param metadata A JSON object. (optional, default to "{}")
+     * @return AddResponse
+     * @throws IllegalStateException If the request is not correctly configured
+     * @throws IOException Rethrows the OkHttp execute method exception
+     * @throws UnsupportedOperationException If the API returns an informational or redirection response
+     * @throws ClientException If the API returns a client error response
+     * @throws ServerException If the API returns a server error response
+     */
+    @Suppress("UNCHECKED_CAST")
+    @Throws(IllegalStateException::class, IOException::class, UnsupportedOperationException::class, ClientException::class, ServerException::class)
+    fun addImageInCollection(collection: kotlin.String, id: kotlin.String, image: java.io.File, metadata: kotlin.String? = "{}") : AddResponse {
+        val localVarResponse = addImageInCollectionWithHttpInfo(collection = collection, id = id, image = image, metadata = metadata)
+
+        return when (localVarResponse.responseType) {
+            ResponseType.Success -> (localVarResponse as Success<*>).data as AddResponse
+            ResponseType.Informational -> throw UnsupportedOperationException("Client does not support Informational responses.")
+            ResponseType.Redirection -> throw UnsupportedOperationException("Client does not support Redirection responses.")
+            ResponseType.ClientError -> {
+                val localVarError = localVarResponse as ClientError<*>
+                throw ClientException("Client error : ${localVarError.statusCode} ${localVarError.message.orEmpty()}", localVarError.statusCode, localVarResponse)
+            }
+            ResponseType.ServerError -> {
+                val localVarError = localVarResponse as ServerError<*>
+                throw ServerException("Server error : ${localVarError.statusCode} ${localVarError.message.orEmpty()} ${localVarError.body}", localVarError.statusCode, localVarResponse)
+            }
+        }
+    }
+
+    /**
+     * POST /v1/collections/{collection}/images
+     * Add Image
+     * 
+     * @param collection The collection&#39;s name (the routes without it: &#39;default&#39;).
+     * @param id External id.
+     * @param image The image to add.
+     * @param metadata A JSON object. (optional, default to "{}")
+     * @return ApiResponse<AddResponse?>
+     * @throws IllegalStateException If the request is not correctly configured
+     * @throws IOException Rethrows the OkHttp execute method exception
+     */
+    @Suppress("UNCHECKED_CAST")
+    @Throws(IllegalStateException::class, IOException::class)
+    fun addImageInCollectionWithHttpInfo(collection: kotlin.String, id: kotlin.String, image: java.io.File, metadata: kotlin.String?) : ApiResponse<AddResponse?> {
+        val localVariableConfig = addImageInCollectionRequestConfig(collection = collection, id = id, image = image, metadata = metadata)
+
+        return request<Map<String, PartConfig<*>>, AddResponse>(
+            localVariableConfig
+        )
+    }
+
+    /**
+     * To obtain the request config of the operation addImageInCollection
+     *
+     * @param collection The collection&#39;s name (the routes without it: &#39;default&#39;).
+     * @param id External id.
+     * @param image The image to add.
+     * @param metadata A JSON object. (optional, default to "{}")
+     * @return RequestConfig
+     */
+    fun addImageInCollectionRequestConfig(collection: kotlin.String, id: kotlin.String, image: java.io.File, metadata: kotlin.String?) : RequestConfig<Map<String, PartConfig<*>>> {
+        val localVariableBody = mapOf(
+            "id" to PartConfig(body = id, headers = mutableMapOf()),
+            "image" to PartConfig(body = image, headers = mutableMapOf()),
+            "metadata" to PartConfig(body = metadata, headers = mutableMapOf()),)
+        val localVariableQuery: MultiValueMap = mutableMapOf()
+        val localVariableHeaders: MutableMap<String, String> = mutableMapOf("Content-Type" to "multipart/form-data")
+        localVariableHeaders["Accept"] = "application/json"
+
+        return RequestConfig(
+            method = RequestMethod.POST,
+            path = "/v1/collections/{collection}/images".replace("{"+"collection"+"}", encodeURIComponent(collection.toString())),
+            query = localVariableQuery,
+            headers = localVariableHeaders,
+            requiresAuthentication = true,
+            body = localVariableBody
+        )
+    }
+
+    /**
      * DELETE /v1/images/{image_id}
      * Delete Image
      * 
@@ -205,6 +290,82 @@ open class CollectionApi(basePath: kotlin.String = defaultBasePath, client: Call
         return RequestConfig(
             method = RequestMethod.DELETE,
             path = "/v1/images/{image_id}".replace("{"+"image_id"+"}", encodeURIComponent(imageId.toString())),
+            query = localVariableQuery,
+            headers = localVariableHeaders,
+            requiresAuthentication = true,
+            body = localVariableBody
+        )
+    }
+
+    /**
+     * DELETE /v1/collections/{collection}/images/{image_id}
+     * Delete Image
+     * 
+     * @param imageId 
+     * @param collection The collection&#39;s name (the routes without it: &#39;default&#39;).
+     * @return DeleteResponse
+     * @throws IllegalStateException If the request is not correctly configured
+     * @throws IOException Rethrows the OkHttp execute method exception
+     * @throws UnsupportedOperationException If the API returns an informational or redirection response
+     * @throws ClientException If the API returns a client error response
+     * @throws ServerException If the API returns a server error response
+     */
+    @Suppress("UNCHECKED_CAST")
+    @Throws(IllegalStateException::class, IOException::class, UnsupportedOperationException::class, ClientException::class, ServerException::class)
+    fun deleteImageInCollection(imageId: kotlin.String, collection: kotlin.String) : DeleteResponse {
+        val localVarResponse = deleteImageInCollectionWithHttpInfo(imageId = imageId, collection = collection)
+
+        return when (localVarResponse.responseType) {
+            ResponseType.Success -> (localVarResponse as Success<*>).data as DeleteResponse
+            ResponseType.Informational -> throw UnsupportedOperationException("Client does not support Informational responses.")
+            ResponseType.Redirection -> throw UnsupportedOperationException("Client does not support Redirection responses.")
+            ResponseType.ClientError -> {
+                val localVarError = localVarResponse as ClientError<*>
+                throw ClientException("Client error : ${localVarError.statusCode} ${localVarError.message.orEmpty()}", localVarError.statusCode, localVarResponse)
+            }
+            ResponseType.ServerError -> {
+                val localVarError = localVarResponse as ServerError<*>
+                throw ServerException("Server error : ${localVarError.statusCode} ${localVarError.message.orEmpty()} ${localVarError.body}", localVarError.statusCode, localVarResponse)
+            }
+        }
+    }
+
+    /**
+     * DELETE /v1/collections/{collection}/images/{image_id}
+     * Delete Image
+     * 
+     * @param imageId 
+     * @param collection The collection&#39;s name (the routes without it: &#39;default&#39;).
+     * @return ApiResponse<DeleteResponse?>
+     * @throws IllegalStateException If the request is not correctly configured
+     * @throws IOException Rethrows the OkHttp execute method exception
+     */
+    @Suppress("UNCHECKED_CAST")
+    @Throws(IllegalStateException::class, IOException::class)
+    fun deleteImageInCollectionWithHttpInfo(imageId: kotlin.String, collection: kotlin.String) : ApiResponse<DeleteResponse?> {
+        val localVariableConfig = deleteImageInCollectionRequestConfig(imageId = imageId, collection = collection)
+
+        return request<Unit, DeleteResponse>(
+            localVariableConfig
+        )
+    }
+
+    /**
+     * To obtain the request config of the operation deleteImageInCollection
+     *
+     * @param imageId 
+     * @param collection The collection&#39;s name (the routes without it: &#39;default&#39;).
+     * @return RequestConfig
+     */
+    fun deleteImageInCollectionRequestConfig(imageId: kotlin.String, collection: kotlin.String) : RequestConfig<Unit> {
+        val localVariableBody = null
+        val localVariableQuery: MultiValueMap = mutableMapOf()
+        val localVariableHeaders: MutableMap<String, String> = mutableMapOf()
+        localVariableHeaders["Accept"] = "application/json"
+
+        return RequestConfig(
+            method = RequestMethod.DELETE,
+            path = "/v1/collections/{collection}/images/{image_id}".replace("{"+"image_id"+"}", encodeURIComponent(imageId.toString())).replace("{"+"collection"+"}", encodeURIComponent(collection.toString())),
             query = localVariableQuery,
             headers = localVariableHeaders,
             requiresAuthentication = true,
@@ -286,6 +447,82 @@ open class CollectionApi(basePath: kotlin.String = defaultBasePath, client: Call
     }
 
     /**
+     * GET /v1/collections/{collection}/images/{image_id}
+     * Get Image
+     * 
+     * @param imageId 
+     * @param collection The collection&#39;s name (the routes without it: &#39;default&#39;).
+     * @return ImageInfo
+     * @throws IllegalStateException If the request is not correctly configured
+     * @throws IOException Rethrows the OkHttp execute method exception
+     * @throws UnsupportedOperationException If the API returns an informational or redirection response
+     * @throws ClientException If the API returns a client error response
+     * @throws ServerException If the API returns a server error response
+     */
+    @Suppress("UNCHECKED_CAST")
+    @Throws(IllegalStateException::class, IOException::class, UnsupportedOperationException::class, ClientException::class, ServerException::class)
+    fun getImageInCollection(imageId: kotlin.String, collection: kotlin.String) : ImageInfo {
+        val localVarResponse = getImageInCollectionWithHttpInfo(imageId = imageId, collection = collection)
+
+        return when (localVarResponse.responseType) {
+            ResponseType.Success -> (localVarResponse as Success<*>).data as ImageInfo
+            ResponseType.Informational -> throw UnsupportedOperationException("Client does not support Informational responses.")
+            ResponseType.Redirection -> throw UnsupportedOperationException("Client does not support Redirection responses.")
+            ResponseType.ClientError -> {
+                val localVarError = localVarResponse as ClientError<*>
+                throw ClientException("Client error : ${localVarError.statusCode} ${localVarError.message.orEmpty()}", localVarError.statusCode, localVarResponse)
+            }
+            ResponseType.ServerError -> {
+                val localVarError = localVarResponse as ServerError<*>
+                throw ServerException("Server error : ${localVarError.statusCode} ${localVarError.message.orEmpty()} ${localVarError.body}", localVarError.statusCode, localVarResponse)
+            }
+        }
+    }
+
+    /**
+     * GET /v1/collections/{collection}/images/{image_id}
+     * Get Image
+     * 
+     * @param imageId 
+     * @param collection The collection&#39;s name (the routes without it: &#39;default&#39;).
+     * @return ApiResponse<ImageInfo?>
+     * @throws IllegalStateException If the request is not correctly configured
+     * @throws IOException Rethrows the OkHttp execute method exception
+     */
+    @Suppress("UNCHECKED_CAST")
+    @Throws(IllegalStateException::class, IOException::class)
+    fun getImageInCollectionWithHttpInfo(imageId: kotlin.String, collection: kotlin.String) : ApiResponse<ImageInfo?> {
+        val localVariableConfig = getImageInCollectionRequestConfig(imageId = imageId, collection = collection)
+
+        return request<Unit, ImageInfo>(
+            localVariableConfig
+        )
+    }
+
+    /**
+     * To obtain the request config of the operation getImageInCollection
+     *
+     * @param imageId 
+     * @param collection The collection&#39;s name (the routes without it: &#39;default&#39;).
+     * @return RequestConfig
+     */
+    fun getImageInCollectionRequestConfig(imageId: kotlin.String, collection: kotlin.String) : RequestConfig<Unit> {
+        val localVariableBody = null
+        val localVariableQuery: MultiValueMap = mutableMapOf()
+        val localVariableHeaders: MutableMap<String, String> = mutableMapOf()
+        localVariableHeaders["Accept"] = "application/json"
+
+        return RequestConfig(
+            method = RequestMethod.GET,
+            path = "/v1/collections/{collection}/images/{image_id}".replace("{"+"image_id"+"}", encodeURIComponent(imageId.toString())).replace("{"+"collection"+"}", encodeURIComponent(collection.toString())),
+            query = localVariableQuery,
+            headers = localVariableHeaders,
+            requiresAuthentication = true,
+            body = localVariableBody
+        )
+    }
+
+    /**
      * GET /v1/stats
      * Get Stats
      * 
@@ -348,6 +585,79 @@ open class CollectionApi(basePath: kotlin.String = defaultBasePath, client: Call
         return RequestConfig(
             method = RequestMethod.GET,
             path = "/v1/stats",
+            query = localVariableQuery,
+            headers = localVariableHeaders,
+            requiresAuthentication = true,
+            body = localVariableBody
+        )
+    }
+
+    /**
+     * GET /v1/collections/{collection}/stats
+     * Get Stats
+     * 
+     * @param collection The collection&#39;s name (the routes without it: &#39;default&#39;).
+     * @return Stats
+     * @throws IllegalStateException If the request is not correctly configured
+     * @throws IOException Rethrows the OkHttp execute method exception
+     * @throws UnsupportedOperationException If the API returns an informational or redirection response
+     * @throws ClientException If the API returns a client error response
+     * @throws ServerException If the API returns a server error response
+     */
+    @Suppress("UNCHECKED_CAST")
+    @Throws(IllegalStateException::class, IOException::class, UnsupportedOperationException::class, ClientException::class, ServerException::class)
+    fun getStatsInCollection(collection: kotlin.String) : Stats {
+        val localVarResponse = getStatsInCollectionWithHttpInfo(collection = collection)
+
+        return when (localVarResponse.responseType) {
+            ResponseType.Success -> (localVarResponse as Success<*>).data as Stats
+            ResponseType.Informational -> throw UnsupportedOperationException("Client does not support Informational responses.")
+            ResponseType.Redirection -> throw UnsupportedOperationException("Client does not support Redirection responses.")
+            ResponseType.ClientError -> {
+                val localVarError = localVarResponse as ClientError<*>
+                throw ClientException("Client error : ${localVarError.statusCode} ${localVarError.message.orEmpty()}", localVarError.statusCode, localVarResponse)
+            }
+            ResponseType.ServerError -> {
+                val localVarError = localVarResponse as ServerError<*>
+                throw ServerException("Server error : ${localVarError.statusCode} ${localVarError.message.orEmpty()} ${localVarError.body}", localVarError.statusCode, localVarResponse)
+            }
+        }
+    }
+
+    /**
+     * GET /v1/collections/{collection}/stats
+     * Get Stats
+     * 
+     * @param collection The collection&#39;s name (the routes without it: &#39;default&#39;).
+     * @return ApiResponse<Stats?>
+     * @throws IllegalStateException If the request is not correctly configured
+     * @throws IOException Rethrows the OkHttp execute method exception
+     */
+    @Suppress("UNCHECKED_CAST")
+    @Throws(IllegalStateException::class, IOException::class)
+    fun getStatsInCollectionWithHttpInfo(collection: kotlin.String) : ApiResponse<Stats?> {
+        val localVariableConfig = getStatsInCollectionRequestConfig(collection = collection)
+
+        return request<Unit, Stats>(
+            localVariableConfig
+        )
+    }
+
+    /**
+     * To obtain the request config of the operation getStatsInCollection
+     *
+     * @param collection The collection&#39;s name (the routes without it: &#39;default&#39;).
+     * @return RequestConfig
+     */
+    fun getStatsInCollectionRequestConfig(collection: kotlin.String) : RequestConfig<Unit> {
+        val localVariableBody = null
+        val localVariableQuery: MultiValueMap = mutableMapOf()
+        val localVariableHeaders: MutableMap<String, String> = mutableMapOf()
+        localVariableHeaders["Accept"] = "application/json"
+
+        return RequestConfig(
+            method = RequestMethod.GET,
+            path = "/v1/collections/{collection}/stats".replace("{"+"collection"+"}", encodeURIComponent(collection.toString())),
             query = localVariableQuery,
             headers = localVariableHeaders,
             requiresAuthentication = true,
@@ -421,6 +731,82 @@ open class CollectionApi(basePath: kotlin.String = defaultBasePath, client: Call
         return RequestConfig(
             method = RequestMethod.GET,
             path = "/v1/images/{image_id}/thumbnail".replace("{"+"image_id"+"}", encodeURIComponent(imageId.toString())),
+            query = localVariableQuery,
+            headers = localVariableHeaders,
+            requiresAuthentication = true,
+            body = localVariableBody
+        )
+    }
+
+    /**
+     * GET /v1/collections/{collection}/images/{image_id}/thumbnail
+     * Get Thumbnail
+     * 
+     * @param imageId 
+     * @param collection The collection&#39;s name (the routes without it: &#39;default&#39;).
+     * @return java.io.File
+     * @throws IllegalStateException If the request is not correctly configured
+     * @throws IOException Rethrows the OkHttp execute method exception
+     * @throws UnsupportedOperationException If the API returns an informational or redirection response
+     * @throws ClientException If the API returns a client error response
+     * @throws ServerException If the API returns a server error response
+     */
+    @Suppress("UNCHECKED_CAST")
+    @Throws(IllegalStateException::class, IOException::class, UnsupportedOperationException::class, ClientException::class, ServerException::class)
+    fun getThumbnailInCollection(imageId: kotlin.String, collection: kotlin.String) : java.io.File {
+        val localVarResponse = getThumbnailInCollectionWithHttpInfo(imageId = imageId, collection = collection)
+
+        return when (localVarResponse.responseType) {
+            ResponseType.Success -> (localVarResponse as Success<*>).data as java.io.File
+            ResponseType.Informational -> throw UnsupportedOperationException("Client does not support Informational responses.")
+            ResponseType.Redirection -> throw UnsupportedOperationException("Client does not support Redirection responses.")
+            ResponseType.ClientError -> {
+                val localVarError = localVarResponse as ClientError<*>
+                throw ClientException("Client error : ${localVarError.statusCode} ${localVarError.message.orEmpty()}", localVarError.statusCode, localVarResponse)
+            }
+            ResponseType.ServerError -> {
+                val localVarError = localVarResponse as ServerError<*>
+                throw ServerException("Server error : ${localVarError.statusCode} ${localVarError.message.orEmpty()} ${localVarError.body}", localVarError.statusCode, localVarResponse)
+            }
+        }
+    }
+
+    /**
+     * GET /v1/collections/{collection}/images/{image_id}/thumbnail
+     * Get Thumbnail
+     * 
+     * @param imageId 
+     * @param collection The collection&#39;s name (the routes without it: &#39;default&#39;).
+     * @return ApiResponse<java.io.File?>
+     * @throws IllegalStateException If the request is not correctly configured
+     * @throws IOException Rethrows the OkHttp execute method exception
+     */
+    @Suppress("UNCHECKED_CAST")
+    @Throws(IllegalStateException::class, IOException::class)
+    fun getThumbnailInCollectionWithHttpInfo(imageId: kotlin.String, collection: kotlin.String) : ApiResponse<java.io.File?> {
+        val localVariableConfig = getThumbnailInCollectionRequestConfig(imageId = imageId, collection = collection)
+
+        return request<Unit, java.io.File>(
+            localVariableConfig
+        )
+    }
+
+    /**
+     * To obtain the request config of the operation getThumbnailInCollection
+     *
+     * @param imageId 
+     * @param collection The collection&#39;s name (the routes without it: &#39;default&#39;).
+     * @return RequestConfig
+     */
+    fun getThumbnailInCollectionRequestConfig(imageId: kotlin.String, collection: kotlin.String) : RequestConfig<Unit> {
+        val localVariableBody = null
+        val localVariableQuery: MultiValueMap = mutableMapOf()
+        val localVariableHeaders: MutableMap<String, String> = mutableMapOf()
+        localVariableHeaders["Accept"] = "application/json"
+
+        return RequestConfig(
+            method = RequestMethod.GET,
+            path = "/v1/collections/{collection}/images/{image_id}/thumbnail".replace("{"+"image_id"+"}", encodeURIComponent(imageId.toString())).replace("{"+"collection"+"}", encodeURIComponent(collection.toString())),
             query = localVariableQuery,
             headers = localVariableHeaders,
             requiresAuthentication = true,

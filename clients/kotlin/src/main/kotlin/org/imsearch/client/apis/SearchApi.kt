@@ -68,6 +68,8 @@ open class SearchApi(basePath: kotlin.String = defaultBasePath, client: Call.Fac
      * @param efSearch  (optional)
      * @param kFactor  (optional)
      * @param matches Return verified keypoint pairs. (optional, default to false)
+     * @param filter Only results whose metadata satisfy this JSON filter, e.g. {\&quot;brand\&quot;: \&quot;acme\&quot;, \&quot;year\&quot;: {\&quot;gte\&quot;: 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists, and/or/not (docs/API.md). (optional)
+     * @param filter2 The filter, as a form field. (optional)
      * @return SearchResponse
      * @throws IllegalStateException If the request is not correctly configured
      * @throws IOException Rethrows the OkHttp execute method exception
@@ -77,8 +79,8 @@ open class SearchApi(basePath: kotlin.String = defaultBasePath, client: Call.Fac
      */
     @Suppress("UNCHECKED_CAST")
     @Throws(IllegalStateException::class, IOException::class, UnsupportedOperationException::class, ClientException::class, ServerException::class)
-    fun search(image: java.io.File, k: kotlin.Int? = null, rerank: kotlin.String? = null, m: kotlin.Int? = null, minInliers: kotlin.Int? = null, minConfidence: java.math.BigDecimal? = null, nprobe: kotlin.Int? = null, efSearch: kotlin.Int? = null, kFactor: java.math.BigDecimal? = null, matches: kotlin.Boolean? = false) : SearchResponse {
-        val localVarResponse = searchWithHttpInfo(image = image, k = k, rerank = rerank, m = m, minInliers = minInliers, minConfidence = minConfidence, nprobe = nprobe, efSearch = efSearch, kFactor = kFactor, matches = matches)
+    fun search(image: java.io.File, k: kotlin.Int? = null, rerank: kotlin.String? = null, m: kotlin.Int? = null, minInliers: kotlin.Int? = null, minConfidence: java.math.BigDecimal? = null, nprobe: kotlin.Int? = null, efSearch: kotlin.Int? = null, kFactor: java.math.BigDecimal? = null, matches: kotlin.Boolean? = false, filter: kotlin.String? = null, filter2: kotlin.String? = null) : SearchResponse {
+        val localVarResponse = searchWithHttpInfo(image = image, k = k, rerank = rerank, m = m, minInliers = minInliers, minConfidence = minConfidence, nprobe = nprobe, efSearch = efSearch, kFactor = kFactor, matches = matches, filter = filter, filter2 = filter2)
 
         return when (localVarResponse.responseType) {
             ResponseType.Success -> (localVarResponse as Success<*>).data as SearchResponse
@@ -109,14 +111,16 @@ open class SearchApi(basePath: kotlin.String = defaultBasePath, client: Call.Fac
      * @param efSearch  (optional)
      * @param kFactor  (optional)
      * @param matches Return verified keypoint pairs. (optional, default to false)
+     * @param filter Only results whose metadata satisfy this JSON filter, e.g. {\&quot;brand\&quot;: \&quot;acme\&quot;, \&quot;year\&quot;: {\&quot;gte\&quot;: 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists, and/or/not (docs/API.md). (optional)
+     * @param filter2 The filter, as a form field. (optional)
      * @return ApiResponse<SearchResponse?>
      * @throws IllegalStateException If the request is not correctly configured
      * @throws IOException Rethrows the OkHttp execute method exception
      */
     @Suppress("UNCHECKED_CAST")
     @Throws(IllegalStateException::class, IOException::class)
-    fun searchWithHttpInfo(image: java.io.File, k: kotlin.Int?, rerank: kotlin.String?, m: kotlin.Int?, minInliers: kotlin.Int?, minConfidence: java.math.BigDecimal?, nprobe: kotlin.Int?, efSearch: kotlin.Int?, kFactor: java.math.BigDecimal?, matches: kotlin.Boolean?) : ApiResponse<SearchResponse?> {
-        val localVariableConfig = searchRequestConfig(image = image, k = k, rerank = rerank, m = m, minInliers = minInliers, minConfidence = minConfidence, nprobe = nprobe, efSearch = efSearch, kFactor = kFactor, matches = matches)
+    fun searchWithHttpInfo(image: java.io.File, k: kotlin.Int?, rerank: kotlin.String?, m: kotlin.Int?, minInliers: kotlin.Int?, minConfidence: java.math.BigDecimal?, nprobe: kotlin.Int?, efSearch: kotlin.Int?, kFactor: java.math.BigDecimal?, matches: kotlin.Boolean?, filter: kotlin.String?, filter2: kotlin.String?) : ApiResponse<SearchResponse?> {
+        val localVariableConfig = searchRequestConfig(image = image, k = k, rerank = rerank, m = m, minInliers = minInliers, minConfidence = minConfidence, nprobe = nprobe, efSearch = efSearch, kFactor = kFactor, matches = matches, filter = filter, filter2 = filter2)
 
         return request<Map<String, PartConfig<*>>, SearchResponse>(
             localVariableConfig
@@ -136,10 +140,13 @@ open class SearchApi(basePath: kotlin.String = defaultBasePath, client: Call.Fac
      * @param efSearch  (optional)
      * @param kFactor  (optional)
      * @param matches Return verified keypoint pairs. (optional, default to false)
+     * @param filter Only results whose metadata satisfy this JSON filter, e.g. {\&quot;brand\&quot;: \&quot;acme\&quot;, \&quot;year\&quot;: {\&quot;gte\&quot;: 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists, and/or/not (docs/API.md). (optional)
+     * @param filter2 The filter, as a form field. (optional)
      * @return RequestConfig
      */
-    fun searchRequestConfig(image: java.io.File, k: kotlin.Int?, rerank: kotlin.String?, m: kotlin.Int?, minInliers: kotlin.Int?, minConfidence: java.math.BigDecimal?, nprobe: kotlin.Int?, efSearch: kotlin.Int?, kFactor: java.math.BigDecimal?, matches: kotlin.Boolean?) : RequestConfig<Map<String, PartConfig<*>>> {
+    fun searchRequestConfig(image: java.io.File, k: kotlin.Int?, rerank: kotlin.String?, m: kotlin.Int?, minInliers: kotlin.Int?, minConfidence: java.math.BigDecimal?, nprobe: kotlin.Int?, efSearch: kotlin.Int?, kFactor: java.math.BigDecimal?, matches: kotlin.Boolean?, filter: kotlin.String?, filter2: kotlin.String?) : RequestConfig<Map<String, PartConfig<*>>> {
         val localVariableBody = mapOf(
+            "filter" to PartConfig(body = filter2, headers = mutableMapOf()),
             "image" to PartConfig(body = image, headers = mutableMapOf()),)
         val localVariableQuery: MultiValueMap = mutableMapOf<kotlin.String, kotlin.collections.List<kotlin.String>>()
             .apply {
@@ -170,6 +177,9 @@ open class SearchApi(basePath: kotlin.String = defaultBasePath, client: Call.Fac
                 if (matches != null) {
                     put("matches", listOf(matches.toString()))
                 }
+                if (filter != null) {
+                    put("filter", listOf(filter.toString()))
+                }
             }
         val localVariableHeaders: MutableMap<String, String> = mutableMapOf("Content-Type" to "multipart/form-data")
         localVariableHeaders["Accept"] = "application/json"
@@ -177,6 +187,149 @@ open class SearchApi(basePath: kotlin.String = defaultBasePath, client: Call.Fac
         return RequestConfig(
             method = RequestMethod.POST,
             path = "/v1/search",
+            query = localVariableQuery,
+            headers = localVariableHeaders,
+            requiresAuthentication = true,
+            body = localVariableBody
+        )
+    }
+
+    /**
+     * POST /v1/collections/{collection}/search
+     * Search
+     * 
+     * @param collection The collection&#39;s name (the routes without it: &#39;default&#39;).
+     * @param image The query photo.
+     * @param k How many results. (optional)
+     * @param rerank none, or qe+dba+diffusion+spatial (optional)
+     * @param m Candidates verified. (optional)
+     * @param minInliers Inliers a match needs at least. (optional)
+     * @param minConfidence Confidence a match needs (default: calibrated). (optional)
+     * @param nprobe  (optional)
+     * @param efSearch  (optional)
+     * @param kFactor  (optional)
+     * @param matches Return verified keypoint pairs. (optional, default to false)
+     * @param filter Only results whose metadata satisfy this JSON filter, e.g. {\&quot;brand\&quot;: \&quot;acme\&quot;, \&quot;year\&quot;: {\&quot;gte\&quot;: 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists, and/or/not (docs/API.md). (optional)
+     * @param filter2 The filter, as a form field. (optional)
+     * @return SearchResponse
+     * @throws IllegalStateException If the request is not correctly configured
+     * @throws IOException Rethrows the OkHttp execute method exception
+     * @throws UnsupportedOperationException If the API returns an informational or redirection response
+     * @throws ClientException If the API returns a client error response
+     * @throws ServerException If the API returns a server error response
+     */
+    @Suppress("UNCHECKED_CAST")
+    @Throws(IllegalStateException::class, IOException::class, UnsupportedOperationException::class, ClientException::class, ServerException::class)
+    fun searchInCollection(collection: kotlin.String, image: java.io.File, k: kotlin.Int? = null, rerank: kotlin.String? = null, m: kotlin.Int? = null, minInliers: kotlin.Int? = null, minConfidence: java.math.BigDecimal? = null, nprobe: kotlin.Int? = null, efSearch: kotlin.Int? = null, kFactor: java.math.BigDecimal? = null, matches: kotlin.Boolean? = false, filter: kotlin.String? = null, filter2: kotlin.String? = null) : SearchResponse {
+        val localVarResponse = searchInCollectionWithHttpInfo(collection = collection, image = image, k = k, rerank = rerank, m = m, minInliers = minInliers, minConfidence = minConfidence, nprobe = nprobe, efSearch = efSearch, kFactor = kFactor, matches = matches, filter = filter, filter2 = filter2)
+
+        return when (localVarResponse.responseType) {
+            ResponseType.Success -> (localVarResponse as Success<*>).data as SearchResponse
+            ResponseType.Informational -> throw UnsupportedOperationException("Client does not support Informational responses.")
+            ResponseType.Redirection -> throw UnsupportedOperationException("Client does not support Redirection responses.")
+            ResponseType.ClientError -> {
+                val localVarError = localVarResponse as ClientError<*>
+                throw ClientException("Client error : ${localVarError.statusCode} ${localVarError.message.orEmpty()}", localVarError.statusCode, localVarResponse)
+            }
+            ResponseType.ServerError -> {
+                val localVarError = localVarResponse as ServerError<*>
+                throw ServerException("Server error : ${localVarError.statusCode} ${localVarError.message.orEmpty()} ${localVarError.body}", localVarError.statusCode, localVarResponse)
+            }
+        }
+    }
+
+    /**
+     * POST /v1/collections/{collection}/search
+     * Search
+     * 
+     * @param collection The collection&#39;s name (the routes without it: &#39;default&#39;).
+     * @param image The query photo.
+     * @param k How many results. (optional)
+     * @param rerank none, or qe+dba+diffusion+spatial (optional)
+     * @param m Candidates verified. (optional)
+     * @param minInliers Inliers a match needs at least. (optional)
+     * @param minConfidence Confidence a match needs (default: calibrated). (optional)
+     * @param nprobe  (optional)
+     * @param efSearch  (optional)
+     * @param kFactor  (optional)
+     * @param matches Return verified keypoint pairs. (optional, default to false)
+     * @param filter Only results whose metadata satisfy this JSON filter, e.g. {\&quot;brand\&quot;: \&quot;acme\&quot;, \&quot;year\&quot;: {\&quot;gte\&quot;: 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists, and/or/not (docs/API.md). (optional)
+     * @param filter2 The filter, as a form field. (optional)
+     * @return ApiResponse<SearchResponse?>
+     * @throws IllegalStateException If the request is not correctly configured
+     * @throws IOException Rethrows the OkHttp execute method exception
+     */
+    @Suppress("UNCHECKED_CAST")
+    @Throws(IllegalStateException::class, IOException::class)
+    fun searchInCollectionWithHttpInfo(collection: kotlin.String, image: java.io.File, k: kotlin.Int?, rerank: kotlin.String?, m: kotlin.Int?, minInliers: kotlin.Int?, minConfidence: java.math.BigDecimal?, nprobe: kotlin.Int?, efSearch: kotlin.Int?, kFactor: java.math.BigDecimal?, matches: kotlin.Boolean?, filter: kotlin.String?, filter2: kotlin.String?) : ApiResponse<SearchResponse?> {
+        val localVariableConfig = searchInCollectionRequestConfig(collection = collection, image = image, k = k, rerank = rerank, m = m, minInliers = minInliers, minConfidence = minConfidence, nprobe = nprobe, efSearch = efSearch, kFactor = kFactor, matches = matches, filter = filter, filter2 = filter2)
+
+        return request<Map<String, PartConfig<*>>, SearchResponse>(
+            localVariableConfig
+        )
+    }
+
+    /**
+     * To obtain the request config of the operation searchInCollection
+     *
+     * @param collection The collection&#39;s name (the routes without it: &#39;default&#39;).
+     * @param image The query photo.
+     * @param k How many results. (optional)
+     * @param rerank none, or qe+dba+diffusion+spatial (optional)
+     * @param m Candidates verified. (optional)
+     * @param minInliers Inliers a match needs at least. (optional)
+     * @param minConfidence Confidence a match needs (default: calibrated). (optional)
+     * @param nprobe  (optional)
+     * @param efSearch  (optional)
+     * @param kFactor  (optional)
+     * @param matches Return verified keypoint pairs. (optional, default to false)
+     * @param filter Only results whose metadata satisfy this JSON filter, e.g. {\&quot;brand\&quot;: \&quot;acme\&quot;, \&quot;year\&quot;: {\&quot;gte\&quot;: 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists, and/or/not (docs/API.md). (optional)
+     * @param filter2 The filter, as a form field. (optional)
+     * @return RequestConfig
+     */
+    fun searchInCollectionRequestConfig(collection: kotlin.String, image: java.io.File, k: kotlin.Int?, rerank: kotlin.String?, m: kotlin.Int?, minInliers: kotlin.Int?, minConfidence: java.math.BigDecimal?, nprobe: kotlin.Int?, efSearch: kotlin.Int?, kFactor: java.math.BigDecimal?, matches: kotlin.Boolean?, filter: kotlin.String?, filter2: kotlin.String?) : RequestConfig<Map<String, PartConfig<*>>> {
+        val localVariableBody = mapOf(
+            "filter" to PartConfig(body = filter2, headers = mutableMapOf()),
+            "image" to PartConfig(body = image, headers = mutableMapOf()),)
+        val localVariableQuery: MultiValueMap = mutableMapOf<kotlin.String, kotlin.collections.List<kotlin.String>>()
+            .apply {
+                if (k != null) {
+                    put("k", listOf(k.toString()))
+                }
+                if (rerank != null) {
+                    put("rerank", listOf(rerank.toString()))
+                }
+                if (m != null) {
+                    put("m", listOf(m.toString()))
+                }
+                if (minInliers != null) {
+                    put("min_inliers", listOf(minInliers.toString()))
+                }
+                if (minConfidence != null) {
+                    put("min_confidence", listOf(minConfidence.toString()))
+                }
+                if (nprobe != null) {
+                    put("nprobe", listOf(nprobe.toString()))
+                }
+                if (efSearch != null) {
+                    put("ef_search", listOf(efSearch.toString()))
+                }
+                if (kFactor != null) {
+                    put("k_factor", listOf(kFactor.toString()))
+                }
+                if (matches != null) {
+                    put("matches", listOf(matches.toString()))
+                }
+                if (filter != null) {
+                    put("filter", listOf(filter.toString()))
+                }
+            }
+        val localVariableHeaders: MutableMap<String, String> = mutableMapOf("Content-Type" to "multipart/form-data")
+        localVariableHeaders["Accept"] = "application/json"
+
+        return RequestConfig(
+            method = RequestMethod.POST,
+            path = "/v1/collections/{collection}/search".replace("{"+"collection"+"}", encodeURIComponent(collection.toString())),
             query = localVariableQuery,
             headers = localVariableHeaders,
             requiresAuthentication = true,

@@ -1,0 +1,232 @@
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from ... import errors
+from ...client import AuthenticatedClient, Client
+from ...models.add_response import AddResponse
+from ...models.body_add_image_in_collection import BodyAddImageInCollection
+from ...models.error_body import ErrorBody
+from ...types import Response
+
+
+def _get_kwargs(
+    collection: str,
+    *,
+    body: BodyAddImageInCollection,
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+
+    _kwargs: dict[str, Any] = {
+        "method": "post",
+        "url": "/v1/collections/{collection}/images".format(
+            collection=quote(str(collection), safe=""),
+        ),
+    }
+
+    _kwargs["files"] = body.to_multipart()
+
+    headers["Content-Type"] = "multipart/form-data; boundary=+++"
+
+    _kwargs["headers"] = headers
+    return _kwargs
+
+
+def _parse_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> AddResponse | ErrorBody | None:
+    if response.status_code == 200:
+        response_200 = AddResponse.from_dict(response.json())
+
+        return response_200
+
+    if response.status_code == 201:
+        response_201 = AddResponse.from_dict(response.json())
+
+        return response_201
+
+    if response.status_code == 400:
+        response_400 = ErrorBody.from_dict(response.json())
+
+        return response_400
+
+    if response.status_code == 401:
+        response_401 = ErrorBody.from_dict(response.json())
+
+        return response_401
+
+    if response.status_code == 403:
+        response_403 = ErrorBody.from_dict(response.json())
+
+        return response_403
+
+    if response.status_code == 404:
+        response_404 = ErrorBody.from_dict(response.json())
+
+        return response_404
+
+    if response.status_code == 409:
+        response_409 = ErrorBody.from_dict(response.json())
+
+        return response_409
+
+    if response.status_code == 413:
+        response_413 = ErrorBody.from_dict(response.json())
+
+        return response_413
+
+    if response.status_code == 415:
+        response_415 = ErrorBody.from_dict(response.json())
+
+        return response_415
+
+    if response.status_code == 422:
+        response_422 = ErrorBody.from_dict(response.json())
+
+        return response_422
+
+    if response.status_code == 429:
+        response_429 = ErrorBody.from_dict(response.json())
+
+        return response_429
+
+    if response.status_code == 503:
+        response_503 = ErrorBody.from_dict(response.json())
+
+        return response_503
+
+    if client.raise_on_unexpected_status:
+        raise errors.UnexpectedStatus(response.status_code, response.content)
+    else:
+        return None
+
+
+def _build_response(
+    *, client: AuthenticatedClient | Client, response: httpx.Response
+) -> Response[AddResponse | ErrorBody]:
+    return Response(
+        status_code=HTTPStatus(response.status_code),
+        content=response.content,
+        headers=response.headers,
+        parsed=_parse_response(client=client, response=response),
+    )
+
+
+def sync_detailed(
+    collection: str,
+    *,
+    client: AuthenticatedClient,
+    body: BodyAddImageInCollection,
+) -> Response[AddResponse | ErrorBody]:
+    """Add Image
+
+    Args:
+        collection (str): The collection's name (the routes without it: 'default').
+        body (BodyAddImageInCollection):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[AddResponse | ErrorBody]
+    """
+
+    kwargs = _get_kwargs(
+        collection=collection,
+        body=body,
+    )
+
+    response = client.get_httpx_client().request(
+        **kwargs,
+    )
+
+    return _build_response(client=client, response=response)
+
+
+def sync(
+    collection: str,
+    *,
+    client: AuthenticatedClient,
+    body: BodyAddImageInCollection,
+) -> AddResponse | ErrorBody | None:
+    """Add Image
+
+    Args:
+        collection (str): The collection's name (the routes without it: 'default').
+        body (BodyAddImageInCollection):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        AddResponse | ErrorBody
+    """
+
+    return sync_detailed(
+        collection=collection,
+        client=client,
+        body=body,
+    ).parsed
+
+
+async def asyncio_detailed(
+    collection: str,
+    *,
+    client: AuthenticatedClient,
+    body: BodyAddImageInCollection,
+) -> Response[AddResponse | ErrorBody]:
+    """Add Image
+
+    Args:
+        collection (str): The collection's name (the routes without it: 'default').
+        body (BodyAddImageInCollection):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        Response[AddResponse | ErrorBody]
+    """
+
+    kwargs = _get_kwargs(
+        collection=collection,
+        body=body,
+    )
+
+    response = await client.get_async_httpx_client().request(**kwargs)
+
+    return _build_response(client=client, response=response)
+
+
+async def asyncio(
+    collection: str,
+    *,
+    client: AuthenticatedClient,
+    body: BodyAddImageInCollection,
+) -> AddResponse | ErrorBody | None:
+    """Add Image
+
+    Args:
+        collection (str): The collection's name (the routes without it: 'default').
+        body (BodyAddImageInCollection):
+
+    Raises:
+        errors.UnexpectedStatus: If the server returns an undocumented status code and Client.raise_on_unexpected_status is True.
+        httpx.TimeoutException: If the request takes longer than Client.timeout.
+
+    Returns:
+        AddResponse | ErrorBody
+    """
+
+    return (
+        await asyncio_detailed(
+            collection=collection,
+            client=client,
+            body=body,
+        )
+    ).parsed
