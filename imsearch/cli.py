@@ -701,6 +701,38 @@ def bench_ann(
     typer.echo(format_rows(rows))
 
 
+@bench_app.command("filter")
+def bench_filter(
+    json_out: Annotated[Path, typer.Option("--json", help="Write the rows here.")],
+    n: Annotated[int, typer.Option(help="Collection size.")] = 100_000,
+    presets: Annotated[str, typer.Option(help="Index families.")] = "exact,hnsw,ivf-pq",
+    shares: Annotated[
+        str, typer.Option(help="Shares of the collection the filters match.")
+    ] = "0.01,0.1,0.3,1",
+    dim: Annotated[int, typer.Option(help="Descriptor dimension.")] = 320,
+    queries: Annotated[int, typer.Option(help="Held-out queries.")] = 200,
+    memory: Annotated[bool, typer.Option(help="Also measure a collection's memory.")] = True,
+    work: Annotated[Path | None, typer.Option(help="Folder for the temporary stores.")] = None,
+) -> None:
+    """Filtered search: recall@10 against an exhaustive filtered search, latency, filter cost;
+    and the memory one open collection costs (docs/BENCHMARKS.md §11)."""
+    from imsearch.evaluate.filter_bench import collection_memory, format_rows, run_filter_bench
+
+    specs = [p for p in presets.split(",") if p]
+    rows = run_filter_bench(n, dim, specs, [float(s) for s in shares.split(",")], queries, work)
+    typer.echo(format_rows(rows))
+    report: dict[str, Any] = {"rows": rows}
+    if memory:
+        report["memory"] = [collection_memory(n, dim, spec) for spec in specs]
+        for m in report["memory"]:
+            typer.echo(
+                f"{m['spec']}: one open collection of {m['n']:,} images {m['open_mb']:.0f} MB; "
+                f"an empty one {m['empty_open_mb']:.2f} MB"
+            )
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(report, indent=2))
+
+
 @bench_app.command("scale")
 def bench_scale(
     items: Annotated[int, typer.Option(help="Collection size N.")],

@@ -177,14 +177,28 @@ def _sql(node: Node, params: _Params) -> str:
     values = arg if op == "in" else (arg,)
     # json_extract on the common case (a scalar field) is ~10x cheaper than json_each, which
     # only lists run through; an object's members are not elements.
-    scalar = " OR ".join(
-        _element(op, v, kind_of, f"json_extract(items.metadata, {at})", params) for v in values
-    )
-    element = " OR ".join(_element(op, v, "e.type", "e.value", params) for v in values)
+    scalar = _elements(op, values, kind_of, f"json_extract(items.metadata, {at})", params)
+    element = _elements(op, values, "e.type", "e.value", params)
     return (
         f"(coalesce({scalar}, 0) OR ({kind_of} = 'array' AND EXISTS "
         f"(SELECT 1 FROM json_each(items.metadata, {at}) AS e WHERE {element})))"
     )
+
+
+def _elements(op: str, values: tuple[Scalar, ...], kind: str, content: str, params: _Params) -> str:
+    """The condition on one element for ``op`` and any of ``values``: one SQL ``IN`` per type
+    (a long ``in`` list stays one comparison per row, not one per value)."""
+    if op not in ("eq", "in") or len(values) == 1:
+        return " OR ".join(_element(op, v, kind, content, params) for v in values)
+    texts = [v for v in values if isinstance(v, str)]
+    numbers = [v for v in values if not isinstance(v, bool | str) and v is not None]
+    others = [v for v in values if v is None or isinstance(v, bool)]
+    parts = [_element(op, v, kind, content, params) for v in dict.fromkeys(others)]
+    for group, kinds in ((texts, "('text')"), (numbers, "('integer', 'real')")):
+        if group:
+            marks = ", ".join(params.add(v) for v in group)
+            parts.append(f"({content} IN ({marks}) AND {kind} IN {kinds})")
+    return " OR ".join(parts)
 
 
 def _element(op: str, value: Scalar, kind: str, content: str, params: _Params) -> str:

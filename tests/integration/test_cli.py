@@ -84,6 +84,38 @@ def test_index_query_resume(collection: Path, fast_env: dict[str, str]) -> None:
     assert verification[1] == "sure" and verification[0].endswith("%")
 
 
+def test_collections_from_the_command_line(tmp_path: Path, collection: Path, fast_env) -> None:
+    """--collection on index (created when missing), query (with --filter), stats and eval."""
+    out = run(["index", str(collection / "covers"), "--collection", "covers", "--no-progress"],
+              fast_env)  # fmt: skip
+    assert "added 6" in out.stdout
+    data_dir = Path(fast_env["IMSEARCH_DATA_DIR"])
+    assert (data_dir / "collections" / "covers" / "catalog.sqlite").exists()
+    listed = json.loads(run(["stats", "--list"], fast_env).stdout)
+    assert listed == [{"name": "default", "count": 0}, {"name": "covers", "count": 6}]
+    stats = json.loads(run(["stats", "--collection", "covers"], fast_env).stdout)
+    assert stats["collection"] == "covers" and stats["count"] == 6
+
+    photo = str(MINI / "images" / "canon_001.jpg")
+    found = json.loads(run(["query", photo, "-c", "covers", "--json"], fast_env).stdout)
+    assert found["results"][0]["id"] == "ref_001"
+    where = '{"path": {"in": ["ref_003.jpg", "ref_004.jpg"]}}'
+    kept = run(["query", photo, "-c", "covers", "--json", "--filter", where], fast_env).stdout
+    assert {h["id"] for h in json.loads(kept)["results"]} == {"ref_003", "ref_004"}
+    bad = run(["query", photo, "-c", "covers", "--filter", "{oops"], fast_env, check=False)
+    assert bad.returncode == 2 and "config_error" in bad.stderr
+    unknown = run(["query", photo, "-c", "nope"], fast_env, check=False)
+    assert unknown.returncode == 2 and "unknown_collection" in unknown.stderr
+    invalid = run(["stats", "-c", "No!"], fast_env, check=False)
+    assert invalid.returncode == 2 and "invalid_collection_name" in invalid.stderr
+
+    report = tmp_path / "report.json"
+    run(["eval", str(MINI), "--json", str(report), "--rerank", "none", "--no-progress",
+         "--data-dir", str(data_dir), "--collection", "mini"], fast_env)  # fmt: skip
+    assert json.loads(report.read_text())["n_database"] == 10
+    assert json.loads(run(["stats", "-c", "mini"], fast_env).stdout)["count"] == 10
+
+
 def test_identical_content_is_copied_not_recomputed(collection: Path, fast_env) -> None:
     shutil.copy(collection / "covers" / "ref_002.jpg", collection / "twin.jpg")
     out = run(["index", str(collection), "--no-progress", "--ids", "stem"], fast_env)
