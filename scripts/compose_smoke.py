@@ -210,6 +210,7 @@ def exercise(stack: Stack) -> dict[str, Any]:
         expect(body["cache"] == "miss", f"first search: cache {body['cache']}")
         again = search(http, photo).json()
         expect(again["cache"] == "hit", f"second search: cache {again['cache']}")
+        facts["collection"] = named_collection(http, keyed, covers, photo, cover)
 
         subprocess.run([stack.engine, "stop", stack.containers()["search"]], check=True,
                        capture_output=True, timeout=120)  # fmt: skip
@@ -232,7 +233,34 @@ def exercise(stack: Stack) -> dict[str, Any]:
         count = http.get("/v1/stats").json()["count"]
         expect(count == len(covers), f"after restart the collection holds {count} images")
         facts["kept"] = count
+        shop = http.get("/v1/collections/shop").json()
+        expect(shop.get("count") == 3, f"after restart the collection 'shop' is {shop}")
+        dropped = http.delete("/v1/collections/shop", headers=keyed)
+        expect(dropped.status_code == 200, f"drop: {dropped.status_code} {dropped.text}")
     return facts
+
+
+def named_collection(
+    http: httpx.Client, keyed: dict[str, str], covers: list[Path], photo: Path, cover: str
+) -> dict[str, Any]:
+    """A second collection beside 'default': its own images, a filter inside the search."""
+    created = http.post("/v1/collections", json={"name": "shop"}, headers=keyed)
+    expect(created.status_code == 201, f"create: {created.status_code} {created.text}")
+    chosen = [p for p in covers if p.stem == cover] + [p for p in covers if p.stem != cover][:2]
+    for shelf, path in zip(("top", "bottom", "bottom"), chosen, strict=True):
+        files = {"image": (path.name, path.read_bytes())}
+        data = {"id": path.stem, "metadata": json.dumps({"shelf": shelf})}
+        reply = http.post("/v1/collections/shop/images", files=files, data=data, headers=keyed)
+        expect(reply.status_code == 201, f"add to shop: {reply.status_code} {reply.text}")
+    files = {"image": (photo.name, photo.read_bytes())}
+    found = http.post(
+        "/v1/collections/shop/search", files=files, params={"filter": '{"shelf": "top"}'}
+    )
+    ids = [h["id"] for h in found.json()["results"]]
+    expect(ids == [cover], f"filtered search in 'shop' found {ids}")
+    none = http.post("/v1/collections/shop/search", files=files, data={"filter": '{"shelf": "x"}'})
+    expect(none.json()["results"] == [], f"a filter matching nothing found {none.json()}")
+    return {"filtered": ids, "verified": found.json()["results"][0]["verified"]}
 
 
 def main() -> int:

@@ -112,3 +112,31 @@ def run_load(url: str, victim: Server, replica_url: str) -> None:
             assert reply.status_code == 200, reply.text
             top = reply.json()["results"][0]
             assert top["id"] == image_id and top["verified"], (image_id, reply.json()["results"])
+
+    # A collection created on the primary: the replica opens it at its first search and
+    # follows its log; the workers read its features beside the default collection's.
+    with httpx.Client(base_url=url, timeout=120) as http:
+        assert http.post("/v1/collections", json={"name": "late"}).status_code == 201
+        for path in IMAGES[:2]:
+            reply = http.post("/v1/collections/late/images", data={"id": path.stem},
+                              files={"image": (path.name, path.read_bytes())})  # fmt: skip
+            assert reply.status_code == 201, reply.text
+        query = IMAGES[1]
+        deadline = time.monotonic() + 30
+        while True:
+            reply = http.post("/v1/collections/late/search",
+                              files={"image": (query.name, query.read_bytes())})  # fmt: skip
+            assert reply.status_code == 200, reply.text
+            results = reply.json()["results"]
+            if results and results[0]["id"] == query.stem and results[0]["verified"]:
+                break
+            assert time.monotonic() < deadline, results
+            time.sleep(0.2)
+        assert {h["id"] for h in results} == {p.stem for p in IMAGES[:2]}
+        assert http.delete("/v1/collections/late").status_code == 200
+        deadline = time.monotonic() + 30  # the replica notices at its next poll
+        photo = {"image": (query.name, query.read_bytes())}
+        while (gone := http.post("/v1/collections/late/search", files=photo)).status_code != 404:
+            assert time.monotonic() < deadline, gone.text
+            time.sleep(0.2)
+        assert gone.json()["error"]["code"] == "unknown_collection"
