@@ -108,7 +108,8 @@ class RemoteSearcher:
         if not ids:
             return {}
         request = pb.InfoRequest(ids=list(ids), collection=collection)
-        reply = self.read_client.call("/v1/info", request, pb.InfoResponse, idempotent=True)
+        # The primary: what an add is compared with must not lag behind it.
+        reply = self.client.call("/v1/info", request, pb.InfoResponse, idempotent=True)
         return {i.id: (i.sha256 or None, json.loads(i.metadata_json or "{}")) for i in reply.items}
 
     def thumbnail(self, ext_id: str, collection: str = DEFAULT) -> tuple[bytes, str | None] | None:
@@ -119,7 +120,7 @@ class RemoteSearcher:
         return (reply.data, reply.sha256 or None) if reply.found else None
 
     def stats(self, collection: str = DEFAULT) -> dict[str, Any]:
-        return dict(self.read_client.get_json(f"/v1/stats?collection={collection}"))
+        return dict(self.client.get_json(f"/v1/stats?collection={collection}"))
 
     # -- collections (the primary decides; replicas follow) -------------------------------------
 
