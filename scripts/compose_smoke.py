@@ -284,7 +284,8 @@ def main() -> int:
     print(
         f"compose smoke: passed in {time.monotonic() - started:.0f} s — ready after up: {ready}; "
         f"10 adds, search right and cached; search stopped → 503 in {down:.1f} s; "
-        f"recreated, searching in {back:.0f} s with {facts['kept']} images kept"
+        f"recreated, searching in {back:.0f} s with {facts['kept']} images kept; collection "
+        f"'shop': filtered search found {facts['collection']['filtered']}, kept, dropped"
     )
     return 0
 
