@@ -97,10 +97,12 @@ def image_routes(
         ef_search: Annotated[int | None, Query(ge=1, le=65536)] = None,
         k_factor: Annotated[float | None, Query(ge=1, le=1000)] = None,
         matches: Annotated[bool, Query(description="Return verified keypoint pairs.")] = False,
-        filter: Annotated[str | None, Query(description=FILTER_HELP)] = None,
+        # Plain strings ("" = no filter): a generated client's null would otherwise be sent
+        # as the text "None".
+        filter: Annotated[str, Query(description=FILTER_HELP, max_length=8192)] = "",
         filter_form: Annotated[
-            str | None, Form(alias="filter", description="The filter, as a form field.")
-        ] = None,
+            str, Form(alias="filter", description="The filter, as a form field.")
+        ] = "",
     ) -> SearchResponse:
         gateway = gateway_of(request)
         name = collection_of(request)
@@ -261,7 +263,7 @@ def image_routes(
     return router
 
 
-def _filter(query: str | None, form: str | None) -> Filter | None:
+def _filter(query: str, form: str) -> Filter | None:
     """The filter sent as a query parameter or a form field (both: they must agree)."""
     if query and form and query.strip() != form.strip():
         raise ConfigError("the filter is given twice, differently (query and form)")

@@ -328,8 +328,9 @@ export interface components {
             /**
              * Filter
              * @description The filter, as a form field.
+             * @default
              */
-            filter?: string | null;
+            filter: string;
             /**
              * Image
              * Format: binary
@@ -342,8 +343,9 @@ export interface components {
             /**
              * Filter
              * @description The filter, as a form field.
+             * @default
              */
-            filter?: string | null;
+            filter: string;
             /**
              * Image
              * Format: binary
@@ -1384,7 +1386,7 @@ export interface operations {
                 /** @description Return verified keypoint pairs. */
                 matches?: boolean;
                 /** @description Only results whose metadata satisfy this JSON filter, e.g. {"brand": "acme", "year": {"gte": 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists, and/or/not (docs/API.md). */
-                filter?: string | null;
+                filter?: string;
             };
             header?: never;
             path: {
@@ -1981,7 +1983,7 @@ export interface operations {
                 /** @description Return verified keypoint pairs. */
                 matches?: boolean;
                 /** @description Only results whose metadata satisfy this JSON filter, e.g. {"brand": "acme", "year": {"gte": 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists, and/or/not (docs/API.md). */
-                filter?: string | null;
+                filter?: string;
             };
             header?: never;
             path?: never;

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from io import BytesIO
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from attrs import define as _attrs_define
 from attrs import field as _attrs_field
@@ -18,21 +18,17 @@ class BodySearch:
     """
     Attributes:
         image (File): The query photo.
-        filter_ (None | str | Unset): The filter, as a form field.
+        filter_ (str | Unset): The filter, as a form field. Default: ''.
     """
 
     image: File
-    filter_: None | str | Unset = UNSET
+    filter_: str | Unset = ""
     additional_properties: dict[str, Any] = _attrs_field(init=False, factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         image = self.image.to_tuple()
 
-        filter_: None | str | Unset
-        if isinstance(self.filter_, Unset):
-            filter_ = UNSET
-        else:
-            filter_ = self.filter_
+        filter_ = self.filter_
 
         field_dict: dict[str, Any] = {}
         field_dict.update(self.additional_properties)
@@ -52,10 +48,7 @@ class BodySearch:
         files.append(("image", self.image.to_tuple()))
 
         if not isinstance(self.filter_, Unset):
-            if isinstance(self.filter_, str):
-                files.append(("filter", (None, str(self.filter_).encode(), "text/plain")))
-            else:
-                files.append(("filter", (None, str(self.filter_).encode(), "text/plain")))
+            files.append(("filter", (None, str(self.filter_).encode(), "text/plain")))
 
         for prop_name, prop in self.additional_properties.items():
             files.append((prop_name, (None, str(prop).encode(), "text/plain")))
@@ -67,14 +60,7 @@ class BodySearch:
         d = dict(src_dict)
         image = File(payload=BytesIO(d.pop("image")))
 
-        def _parse_filter_(data: object) -> None | str | Unset:
-            if data is None:
-                return data
-            if isinstance(data, Unset):
-                return data
-            return cast(None | str | Unset, data)
-
-        filter_ = _parse_filter_(d.pop("filter", UNSET))
+        filter_ = d.pop("filter", UNSET)
 
         body_search = cls(
             image=image,

@@ -23,7 +23,7 @@ def _get_kwargs(
     ef_search: int | None | Unset = UNSET,
     k_factor: float | None | Unset = UNSET,
     matches: bool | Unset = False,
-    filter_: None | str | Unset = UNSET,
+    filter_: str | Unset = "",
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
 
@@ -87,12 +87,7 @@ def _get_kwargs(
 
     params["matches"] = matches
 
-    json_filter_: None | str | Unset
-    if isinstance(filter_, Unset):
-        json_filter_ = UNSET
-    else:
-        json_filter_ = filter_
-    params["filter"] = json_filter_
+    params["filter"] = filter_
 
     params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
 
@@ -193,7 +188,7 @@ def sync_detailed(
     ef_search: int | None | Unset = UNSET,
     k_factor: float | None | Unset = UNSET,
     matches: bool | Unset = False,
-    filter_: None | str | Unset = UNSET,
+    filter_: str | Unset = "",
 ) -> Response[ErrorBody | SearchResponse]:
     """Search
 
@@ -207,9 +202,9 @@ def sync_detailed(
         ef_search (int | None | Unset):
         k_factor (float | None | Unset):
         matches (bool | Unset): Return verified keypoint pairs. Default: False.
-        filter_ (None | str | Unset): Only results whose metadata satisfy this JSON filter, e.g.
+        filter_ (str | Unset): Only results whose metadata satisfy this JSON filter, e.g.
             {"brand": "acme", "year": {"gte": 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists,
-            and/or/not (docs/API.md).
+            and/or/not (docs/API.md). Default: ''.
         body (BodySearch):
 
     Raises:
@@ -254,7 +249,7 @@ def sync(
     ef_search: int | None | Unset = UNSET,
     k_factor: float | None | Unset = UNSET,
     matches: bool | Unset = False,
-    filter_: None | str | Unset = UNSET,
+    filter_: str | Unset = "",
 ) -> ErrorBody | SearchResponse | None:
     """Search
 
@@ -268,9 +263,9 @@ def sync(
         ef_search (int | None | Unset):
         k_factor (float | None | Unset):
         matches (bool | Unset): Return verified keypoint pairs. Default: False.
-        filter_ (None | str | Unset): Only results whose metadata satisfy this JSON filter, e.g.
+        filter_ (str | Unset): Only results whose metadata satisfy this JSON filter, e.g.
             {"brand": "acme", "year": {"gte": 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists,
-            and/or/not (docs/API.md).
+            and/or/not (docs/API.md). Default: ''.
         body (BodySearch):
 
     Raises:
@@ -310,7 +305,7 @@ async def asyncio_detailed(
     ef_search: int | None | Unset = UNSET,
     k_factor: float | None | Unset = UNSET,
     matches: bool | Unset = False,
-    filter_: None | str | Unset = UNSET,
+    filter_: str | Unset = "",
 ) -> Response[ErrorBody | SearchResponse]:
     """Search
 
@@ -324,9 +319,9 @@ async def asyncio_detailed(
         ef_search (int | None | Unset):
         k_factor (float | None | Unset):
         matches (bool | Unset): Return verified keypoint pairs. Default: False.
-        filter_ (None | str | Unset): Only results whose metadata satisfy this JSON filter, e.g.
+        filter_ (str | Unset): Only results whose metadata satisfy this JSON filter, e.g.
             {"brand": "acme", "year": {"gte": 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists,
-            and/or/not (docs/API.md).
+            and/or/not (docs/API.md). Default: ''.
         body (BodySearch):
 
     Raises:
@@ -369,7 +364,7 @@ async def asyncio(
     ef_search: int | None | Unset = UNSET,
     k_factor: float | None | Unset = UNSET,
     matches: bool | Unset = False,
-    filter_: None | str | Unset = UNSET,
+    filter_: str | Unset = "",
 ) -> ErrorBody | SearchResponse | None:
     """Search
 
@@ -383,9 +378,9 @@ async def asyncio(
         ef_search (int | None | Unset):
         k_factor (float | None | Unset):
         matches (bool | Unset): Return verified keypoint pairs. Default: False.
-        filter_ (None | str | Unset): Only results whose metadata satisfy this JSON filter, e.g.
+        filter_ (str | Unset): Only results whose metadata satisfy this JSON filter, e.g.
             {"brand": "acme", "year": {"gte": 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists,
-            and/or/not (docs/API.md).
+            and/or/not (docs/API.md). Default: ''.
         body (BodySearch):
 
     Raises:

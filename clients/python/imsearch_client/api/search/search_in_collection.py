@@ -25,7 +25,7 @@ def _get_kwargs(
     ef_search: int | None | Unset = UNSET,
     k_factor: float | None | Unset = UNSET,
     matches: bool | Unset = False,
-    filter_: None | str | Unset = UNSET,
+    filter_: str | Unset = "",
 ) -> dict[str, Any]:
     headers: dict[str, Any] = {}
 
@@ -89,12 +89,7 @@ def _get_kwargs(
 
     params["matches"] = matches
 
-    json_filter_: None | str | Unset
-    if isinstance(filter_, Unset):
-        json_filter_ = UNSET
-    else:
-        json_filter_ = filter_
-    params["filter"] = json_filter_
+    params["filter"] = filter_
 
     params = {k: v for k, v in params.items() if v is not UNSET and v is not None}
 
@@ -198,7 +193,7 @@ def sync_detailed(
     ef_search: int | None | Unset = UNSET,
     k_factor: float | None | Unset = UNSET,
     matches: bool | Unset = False,
-    filter_: None | str | Unset = UNSET,
+    filter_: str | Unset = "",
 ) -> Response[ErrorBody | SearchResponse]:
     """Search
 
@@ -213,9 +208,9 @@ def sync_detailed(
         ef_search (int | None | Unset):
         k_factor (float | None | Unset):
         matches (bool | Unset): Return verified keypoint pairs. Default: False.
-        filter_ (None | str | Unset): Only results whose metadata satisfy this JSON filter, e.g.
+        filter_ (str | Unset): Only results whose metadata satisfy this JSON filter, e.g.
             {"brand": "acme", "year": {"gte": 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists,
-            and/or/not (docs/API.md).
+            and/or/not (docs/API.md). Default: ''.
         body (BodySearchInCollection):
 
     Raises:
@@ -262,7 +257,7 @@ def sync(
     ef_search: int | None | Unset = UNSET,
     k_factor: float | None | Unset = UNSET,
     matches: bool | Unset = False,
-    filter_: None | str | Unset = UNSET,
+    filter_: str | Unset = "",
 ) -> ErrorBody | SearchResponse | None:
     """Search
 
@@ -277,9 +272,9 @@ def sync(
         ef_search (int | None | Unset):
         k_factor (float | None | Unset):
         matches (bool | Unset): Return verified keypoint pairs. Default: False.
-        filter_ (None | str | Unset): Only results whose metadata satisfy this JSON filter, e.g.
+        filter_ (str | Unset): Only results whose metadata satisfy this JSON filter, e.g.
             {"brand": "acme", "year": {"gte": 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists,
-            and/or/not (docs/API.md).
+            and/or/not (docs/API.md). Default: ''.
         body (BodySearchInCollection):
 
     Raises:
@@ -321,7 +316,7 @@ async def asyncio_detailed(
     ef_search: int | None | Unset = UNSET,
     k_factor: float | None | Unset = UNSET,
     matches: bool | Unset = False,
-    filter_: None | str | Unset = UNSET,
+    filter_: str | Unset = "",
 ) -> Response[ErrorBody | SearchResponse]:
     """Search
 
@@ -336,9 +331,9 @@ async def asyncio_detailed(
         ef_search (int | None | Unset):
         k_factor (float | None | Unset):
         matches (bool | Unset): Return verified keypoint pairs. Default: False.
-        filter_ (None | str | Unset): Only results whose metadata satisfy this JSON filter, e.g.
+        filter_ (str | Unset): Only results whose metadata satisfy this JSON filter, e.g.
             {"brand": "acme", "year": {"gte": 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists,
-            and/or/not (docs/API.md).
+            and/or/not (docs/API.md). Default: ''.
         body (BodySearchInCollection):
 
     Raises:
@@ -383,7 +378,7 @@ async def asyncio(
     ef_search: int | None | Unset = UNSET,
     k_factor: float | None | Unset = UNSET,
     matches: bool | Unset = False,
-    filter_: None | str | Unset = UNSET,
+    filter_: str | Unset = "",
 ) -> ErrorBody | SearchResponse | None:
     """Search
 
@@ -398,9 +393,9 @@ async def asyncio(
         ef_search (int | None | Unset):
         k_factor (float | None | Unset):
         matches (bool | Unset): Return verified keypoint pairs. Default: False.
-        filter_ (None | str | Unset): Only results whose metadata satisfy this JSON filter, e.g.
+        filter_ (str | Unset): Only results whose metadata satisfy this JSON filter, e.g.
             {"brand": "acme", "year": {"gte": 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists,
-            and/or/not (docs/API.md).
+            and/or/not (docs/API.md). Default: ''.
         body (BodySearchInCollection):
 
     Raises:

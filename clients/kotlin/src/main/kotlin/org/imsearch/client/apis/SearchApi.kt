@@ -68,8 +68,8 @@ open class SearchApi(basePath: kotlin.String = defaultBasePath, client: Call.Fac
      * @param efSearch  (optional)
      * @param kFactor  (optional)
      * @param matches Return verified keypoint pairs. (optional, default to false)
-     * @param filter Only results whose metadata satisfy this JSON filter, e.g. {\&quot;brand\&quot;: \&quot;acme\&quot;, \&quot;year\&quot;: {\&quot;gte\&quot;: 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists, and/or/not (docs/API.md). (optional)
-     * @param filter2 The filter, as a form field. (optional)
+     * @param filter Only results whose metadata satisfy this JSON filter, e.g. {\&quot;brand\&quot;: \&quot;acme\&quot;, \&quot;year\&quot;: {\&quot;gte\&quot;: 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists, and/or/not (docs/API.md). (optional, default to "")
+     * @param filter2 The filter, as a form field. (optional, default to "")
      * @return SearchResponse
      * @throws IllegalStateException If the request is not correctly configured
      * @throws IOException Rethrows the OkHttp execute method exception
@@ -79,7 +79,7 @@ open class SearchApi(basePath: kotlin.String = defaultBasePath, client: Call.Fac
      */
     @Suppress("UNCHECKED_CAST")
     @Throws(IllegalStateException::class, IOException::class, UnsupportedOperationException::class, ClientException::class, ServerException::class)
-    fun search(image: java.io.File, k: kotlin.Int? = null, rerank: kotlin.String? = null, m: kotlin.Int? = null, minInliers: kotlin.Int? = null, minConfidence: java.math.BigDecimal? = null, nprobe: kotlin.Int? = null, efSearch: kotlin.Int? = null, kFactor: java.math.BigDecimal? = null, matches: kotlin.Boolean? = false, filter: kotlin.String? = null, filter2: kotlin.String? = null) : SearchResponse {
+    fun search(image: java.io.File, k: kotlin.Int? = null, rerank: kotlin.String? = null, m: kotlin.Int? = null, minInliers: kotlin.Int? = null, minConfidence: java.math.BigDecimal? = null, nprobe: kotlin.Int? = null, efSearch: kotlin.Int? = null, kFactor: java.math.BigDecimal? = null, matches: kotlin.Boolean? = false, filter: kotlin.String? = "", filter2: kotlin.String? = "") : SearchResponse {
         val localVarResponse = searchWithHttpInfo(image = image, k = k, rerank = rerank, m = m, minInliers = minInliers, minConfidence = minConfidence, nprobe = nprobe, efSearch = efSearch, kFactor = kFactor, matches = matches, filter = filter, filter2 = filter2)
 
         return when (localVarResponse.responseType) {
@@ -111,8 +111,8 @@ open class SearchApi(basePath: kotlin.String = defaultBasePath, client: Call.Fac
      * @param efSearch  (optional)
      * @param kFactor  (optional)
      * @param matches Return verified keypoint pairs. (optional, default to false)
-     * @param filter Only results whose metadata satisfy this JSON filter, e.g. {\&quot;brand\&quot;: \&quot;acme\&quot;, \&quot;year\&quot;: {\&quot;gte\&quot;: 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists, and/or/not (docs/API.md). (optional)
-     * @param filter2 The filter, as a form field. (optional)
+     * @param filter Only results whose metadata satisfy this JSON filter, e.g. {\&quot;brand\&quot;: \&quot;acme\&quot;, \&quot;year\&quot;: {\&quot;gte\&quot;: 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists, and/or/not (docs/API.md). (optional, default to "")
+     * @param filter2 The filter, as a form field. (optional, default to "")
      * @return ApiResponse<SearchResponse?>
      * @throws IllegalStateException If the request is not correctly configured
      * @throws IOException Rethrows the OkHttp execute method exception
@@ -140,8 +140,8 @@ open class SearchApi(basePath: kotlin.String = defaultBasePath, client: Call.Fac
      * @param efSearch  (optional)
      * @param kFactor  (optional)
      * @param matches Return verified keypoint pairs. (optional, default to false)
-     * @param filter Only results whose metadata satisfy this JSON filter, e.g. {\&quot;brand\&quot;: \&quot;acme\&quot;, \&quot;year\&quot;: {\&quot;gte\&quot;: 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists, and/or/not (docs/API.md). (optional)
-     * @param filter2 The filter, as a form field. (optional)
+     * @param filter Only results whose metadata satisfy this JSON filter, e.g. {\&quot;brand\&quot;: \&quot;acme\&quot;, \&quot;year\&quot;: {\&quot;gte\&quot;: 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists, and/or/not (docs/API.md). (optional, default to "")
+     * @param filter2 The filter, as a form field. (optional, default to "")
      * @return RequestConfig
      */
     fun searchRequestConfig(image: java.io.File, k: kotlin.Int?, rerank: kotlin.String?, m: kotlin.Int?, minInliers: kotlin.Int?, minConfidence: java.math.BigDecimal?, nprobe: kotlin.Int?, efSearch: kotlin.Int?, kFactor: java.math.BigDecimal?, matches: kotlin.Boolean?, filter: kotlin.String?, filter2: kotlin.String?) : RequestConfig<Map<String, PartConfig<*>>> {
@@ -209,8 +209,8 @@ open class SearchApi(basePath: kotlin.String = defaultBasePath, client: Call.Fac
      * @param efSearch  (optional)
      * @param kFactor  (optional)
      * @param matches Return verified keypoint pairs. (optional, default to false)
-     * @param filter Only results whose metadata satisfy this JSON filter, e.g. {\&quot;brand\&quot;: \&quot;acme\&quot;, \&quot;year\&quot;: {\&quot;gte\&quot;: 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists, and/or/not (docs/API.md). (optional)
-     * @param filter2 The filter, as a form field. (optional)
+     * @param filter Only results whose metadata satisfy this JSON filter, e.g. {\&quot;brand\&quot;: \&quot;acme\&quot;, \&quot;year\&quot;: {\&quot;gte\&quot;: 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists, and/or/not (docs/API.md). (optional, default to "")
+     * @param filter2 The filter, as a form field. (optional, default to "")
      * @return SearchResponse
      * @throws IllegalStateException If the request is not correctly configured
      * @throws IOException Rethrows the OkHttp execute method exception
@@ -220,7 +220,7 @@ open class SearchApi(basePath: kotlin.String = defaultBasePath, client: Call.Fac
      */
     @Suppress("UNCHECKED_CAST")
     @Throws(IllegalStateException::class, IOException::class, UnsupportedOperationException::class, ClientException::class, ServerException::class)
-    fun searchInCollection(collection: kotlin.String, image: java.io.File, k: kotlin.Int? = null, rerank: kotlin.String? = null, m: kotlin.Int? = null, minInliers: kotlin.Int? = null, minConfidence: java.math.BigDecimal? = null, nprobe: kotlin.Int? = null, efSearch: kotlin.Int? = null, kFactor: java.math.BigDecimal? = null, matches: kotlin.Boolean? = false, filter: kotlin.String? = null, filter2: kotlin.String? = null) : SearchResponse {
+    fun searchInCollection(collection: kotlin.String, image: java.io.File, k: kotlin.Int? = null, rerank: kotlin.String? = null, m: kotlin.Int? = null, minInliers: kotlin.Int? = null, minConfidence: java.math.BigDecimal? = null, nprobe: kotlin.Int? = null, efSearch: kotlin.Int? = null, kFactor: java.math.BigDecimal? = null, matches: kotlin.Boolean? = false, filter: kotlin.String? = "", filter2: kotlin.String? = "") : SearchResponse {
         val localVarResponse = searchInCollectionWithHttpInfo(collection = collection, image = image, k = k, rerank = rerank, m = m, minInliers = minInliers, minConfidence = minConfidence, nprobe = nprobe, efSearch = efSearch, kFactor = kFactor, matches = matches, filter = filter, filter2 = filter2)
 
         return when (localVarResponse.responseType) {
@@ -253,8 +253,8 @@ open class SearchApi(basePath: kotlin.String = defaultBasePath, client: Call.Fac
      * @param efSearch  (optional)
      * @param kFactor  (optional)
      * @param matches Return verified keypoint pairs. (optional, default to false)
-     * @param filter Only results whose metadata satisfy this JSON filter, e.g. {\&quot;brand\&quot;: \&quot;acme\&quot;, \&quot;year\&quot;: {\&quot;gte\&quot;: 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists, and/or/not (docs/API.md). (optional)
-     * @param filter2 The filter, as a form field. (optional)
+     * @param filter Only results whose metadata satisfy this JSON filter, e.g. {\&quot;brand\&quot;: \&quot;acme\&quot;, \&quot;year\&quot;: {\&quot;gte\&quot;: 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists, and/or/not (docs/API.md). (optional, default to "")
+     * @param filter2 The filter, as a form field. (optional, default to "")
      * @return ApiResponse<SearchResponse?>
      * @throws IllegalStateException If the request is not correctly configured
      * @throws IOException Rethrows the OkHttp execute method exception
@@ -283,8 +283,8 @@ open class SearchApi(basePath: kotlin.String = defaultBasePath, client: Call.Fac
      * @param efSearch  (optional)
      * @param kFactor  (optional)
      * @param matches Return verified keypoint pairs. (optional, default to false)
-     * @param filter Only results whose metadata satisfy this JSON filter, e.g. {\&quot;brand\&quot;: \&quot;acme\&quot;, \&quot;year\&quot;: {\&quot;gte\&quot;: 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists, and/or/not (docs/API.md). (optional)
-     * @param filter2 The filter, as a form field. (optional)
+     * @param filter Only results whose metadata satisfy this JSON filter, e.g. {\&quot;brand\&quot;: \&quot;acme\&quot;, \&quot;year\&quot;: {\&quot;gte\&quot;: 1990}}: equality, in/nin, ne, gt/gte/lt/lte, exists, and/or/not (docs/API.md). (optional, default to "")
+     * @param filter2 The filter, as a form field. (optional, default to "")
      * @return RequestConfig
      */
     fun searchInCollectionRequestConfig(collection: kotlin.String, image: java.io.File, k: kotlin.Int?, rerank: kotlin.String?, m: kotlin.Int?, minInliers: kotlin.Int?, minConfidence: java.math.BigDecimal?, nprobe: kotlin.Int?, efSearch: kotlin.Int?, kFactor: java.math.BigDecimal?, matches: kotlin.Boolean?, filter: kotlin.String?, filter2: kotlin.String?) : RequestConfig<Map<String, PartConfig<*>>> {
