@@ -12,7 +12,7 @@ RESULTS ?= docs/results
 $(STAMP): pyproject.toml clients/python/setup.py clients/typescript/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[model,serve,dev]" -e clients/python
+	$(BIN)/pip install --quiet -e ".[model,serve,dev,bulk]" -e clients/python
 	npm ci --prefix clients/typescript --silent --no-audit --no-fund
 	touch $(STAMP)
 

@@ -165,12 +165,23 @@ def index(
         ),
     ] = None,
     collection: CollectionName = "default",
+    engine: Annotated[
+        str,
+        typer.Option(help="local (this process) or ray (Ray Data; pip install imsearch[bulk])."),
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="A Ray cluster (ray://… or auto); default: a local one.")
+    ] = None,
+    actors: Annotated[
+        int | None, typer.Option(help="Ray: network actors (default: one per GPU, else one).")
+    ] = None,
 ) -> None:
     """Index every image under FOLDER into a collection (created if it does not exist);
     re-running skips images already indexed.
 
     When a server (imsearch serve) owns the data directory, the images are sent through its
-    API instead: one process writes a collection.
+    API instead: one process writes a collection. --engine ray spreads reading, decoding,
+    the network and SIFT over a Ray cluster; this process still writes the collection.
     """
     from imsearch.engine import open_engine
     from imsearch.index.writer_lock import current_holder
@@ -184,6 +195,8 @@ def index(
     cfg = settings(data_dir=data_dir, batch_size=batch_size)
     if ids not in get_args(IdMode):
         raise typer.BadParameter("--ids must be relpath, stem or sha256")
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter("--engine must be local or ray")
     holder = current_holder(cfg.data_dir)
     if holder is not None and holder.url and holder.is_local:
         _index_through_server(
@@ -191,28 +204,35 @@ def index(
         )
         return
     try:
-        engine = open_engine(cfg, collection=collection, create=True)
-        report = index_directory(
-            folder,
-            engine.store,
-            engine.extractor,
-            cfg.image_limits(),
-            cfg.batch_size,
-            cast(IdMode, ids),
-            progress,
-            engine.sift,
-        )
-        report.whitening = maybe_learn_whitening(engine.store, cfg)
-        vocabulary = maybe_learn_vocabulary(engine.words, cfg)
-        if engine.words is not None:
-            engine.words.flush()  # every new image's visual words stored before exiting
-        engine.close()
+        opened = open_engine(cfg, collection=collection, create=True)
+        if engine == "ray":
+            from imsearch.bulk import index_on_ray
+            from imsearch.indexing import folder_files
+
+            files = folder_files(folder, cast(IdMode, ids))
+            report = index_on_ray(files, opened.store, cfg, ray_address, actors, progress=progress)
+        else:
+            report = index_directory(
+                folder,
+                opened.store,
+                opened.extractor,
+                cfg.image_limits(),
+                cfg.batch_size,
+                cast(IdMode, ids),
+                progress,
+                opened.sift,
+            )
+        report.whitening = maybe_learn_whitening(opened.store, cfg)
+        vocabulary = maybe_learn_vocabulary(opened.words, cfg)
+        if opened.words is not None:
+            opened.words.flush()  # every new image's visual words stored before exiting
+        opened.close()
     except ImsearchError as exc:
         raise _fail(exc) from exc
     typer.echo(
         f"found {report.found}, added {report.added} ({report.reused} copied from identical "
         f"content), skipped {report.skipped} already indexed, failed {len(report.failed)}; "
-        f"{report.images_per_s:.2f} images/s; collection: {len(engine.store)} images"
+        f"{report.images_per_s:.2f} images/s; collection: {len(opened.store)} images"
     )
     typer.echo(f"whitening: {report.whitening}")
     typer.echo(f"visual vocabulary: {vocabulary}")

@@ -98,9 +98,14 @@ def make_extractors(settings: Settings) -> tuple[Extractor, SiftExtractor, SiftE
     network = Extractor(
         settings.model(), settings.device, settings.batch_size, settings.runtime, settings.threads
     )
-    sift = SiftExtractor(settings.local_max_side, settings.local_max_keypoints)
+    sift = make_sift(settings)
     query_side = min(settings.query_local_max_side or settings.local_max_side, sift.max_side)
     return network, sift, SiftExtractor(query_side, settings.local_max_keypoints)
+
+
+def make_sift(settings: Settings) -> SiftExtractor:
+    """The SIFT extractor of the collection's images."""
+    return SiftExtractor(settings.local_max_side, settings.local_max_keypoints)
 
 
 def _open(

@@ -14,7 +14,7 @@ from types import ModuleType
 from imsearch.errors import ConfigError
 
 #: Module → the pip extra that installs it.
-EXTRAS = {"cv2": "local", "matplotlib": "bench"}
+EXTRAS = {"cv2": "local", "matplotlib": "bench", "ray": "bulk"}
 
 
 def require(module: str) -> ModuleType:

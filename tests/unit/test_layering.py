@@ -56,3 +56,16 @@ def test_search_and_remote_gateway_need_no_opencv_or_scipy() -> None:
     )
     proc = run_blocked({"torch", "torchvision", "timm", "cv2", "scipy"}, code)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_only_the_bulk_module_imports_ray() -> None:
+    """Ray is an optional extra: importing everything else works without it."""
+    modules = [
+        p.relative_to(ROOT).with_suffix("").as_posix().replace("/", ".")
+        for folder in ("imsearch", "services")
+        for p in (ROOT / folder).rglob("*.py")
+        if p.name != "bulk.py" and "contracts" not in p.parts
+    ]
+    code = "import importlib\n" + "\n".join(f"importlib.import_module({m!r})" for m in modules)
+    proc = run_blocked({"ray"}, code)
+    assert proc.returncode == 0, proc.stderr[-2000:]
