@@ -213,7 +213,7 @@ class _Embed:
                             bytes(batch["pixels"][i]))
             for i in todo
         ]  # fmt: skip
-        vectors: Sequence[np.ndarray] = self.extractor.describe(images) if images else []
+        vectors = self.extractor.describe(images)  # (0, dim) for none
         out: list[bytes] = [b""] * len(batch["pixels"])
         for i, vector in zip(todo, vectors, strict=True):
             out[i] = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
