@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +41,13 @@ log = logging.getLogger(__name__)
 
 #: Images per Ray batch between stages (and per durable write in the driver).
 BATCH = 16
+#: CPUs Ray reserves per preparing task and per network actor. Different values keep Ray
+#: from fusing the two stages into the actor (decoding would then wait for the network).
+#: A whole CPU per preparing task bounds how many decode at once beside the network (whose
+#: own threads use every core whatever Ray reserves): on 2 cores, 0.5 gave 3.7 images/s,
+#: 1.0 gave 4.1 (the local engine: 5.6; see /work/notes/15-plan.md).
+PREPARE_CPUS = 1.0
+EMBED_CPUS = 0.25
 
 
 def index_on_ray(
@@ -72,12 +80,14 @@ def index_on_ray(
             _prepare,
             batch_size=batch_size,
             fn_kwargs={"config": config, "indexed_ref": ray.put(indexed)},
+            num_cpus=PREPARE_CPUS,
         )
         .map_batches(
             _Embed,
             batch_size=batch_size,
             concurrency=pool,
             num_gpus=1 if gpus else 0,
+            num_cpus=EMBED_CPUS,
             fn_constructor_kwargs={"config": config},
         )
     )
@@ -201,10 +211,16 @@ class _Embed:
         from imsearch.features.extractor import Extractor
 
         settings = Settings.model_validate(config)
+        # Ray sets OMP_NUM_THREADS to the CPUs it reserved for the actor (1 here): the network
+        # would then run on one thread. It gets the cores this process may use, as in the
+        # local engine, unless IMSEARCH_THREADS says otherwise.
+        threads = settings.threads or len(os.sched_getaffinity(0))
+        import torch
+
+        torch.set_num_threads(threads)  # pooling and whitening stay in PyTorch
         self.extractor = Extractor(
-            settings.model(), settings.device, settings.batch_size, settings.runtime,
-            settings.threads,
-        )  # fmt: skip
+            settings.model(), settings.device, settings.batch_size, settings.runtime, threads
+        )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         todo = [i for i, pixels in enumerate(batch["pixels"]) if len(pixels)]
