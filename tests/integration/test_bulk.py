@@ -65,3 +65,57 @@ def test_ray_indexes_what_the_local_engine_does(tmp_path: Path, local_ray) -> No
     assert found.hits[0].id == "covers/ref_002" and found.hits[0].verified
     local.close()
     bulk.close()
+
+
+def test_a_killed_driver_resumes_to_the_same_collection(tmp_path: Path) -> None:
+    """SIGKILL `imsearch index --engine ray` once some batches are committed, run it again:
+    the collection equals a clean run's (every committed batch kept, nothing twice)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from imsearch.index.catalog import Catalog
+
+    source = tmp_path / "photos"
+    for copy in range(6):  # 60 files: four Ray batches of 16
+        (source / f"c{copy}").mkdir(parents=True)
+        for path in (MINI / "images").glob("*.jpg"):
+            if path.stem.startswith(("ref_", "wall_")):
+                shutil.copy(path, source / f"c{copy}" / path.name)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IMSEARCH_")}
+    env |= {"IMSEARCH_BACKBONE": "efficientnet_lite0", "IMSEARCH_MAX_SIDE": "256",
+            "IMSEARCH_SCALES": "1", "IMSEARCH_DEVICE": "cpu"}  # fmt: skip
+    command = [sys.executable, "-m", "imsearch.cli", "index", str(source), "--engine", "ray",
+               "--no-progress"]  # fmt: skip
+
+    def index(data_dir: Path, kill_after: int | None = None) -> None:
+        run_env = env | {"IMSEARCH_DATA_DIR": str(data_dir)}
+        proc = subprocess.Popen(command, env=run_env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+        catalog_path = data_dir / "catalog.sqlite"
+        while kill_after is not None and proc.poll() is None:
+            if catalog_path.exists() and _count(catalog_path) >= kill_after:
+                os.killpg(proc.pid, signal.SIGKILL)  # the driver and the Ray it started
+                break
+            time.sleep(0.05)
+        assert proc.wait(timeout=600) == (-signal.SIGKILL if kill_after else 0)
+
+    def _count(path: Path) -> int:
+        catalog = Catalog(path, readonly=True)
+        try:
+            return catalog.count()
+        finally:
+            catalog.close()
+
+    index(tmp_path / "killed", kill_after=16)
+    assert 16 <= _count(tmp_path / "killed" / "catalog.sqlite") < 60
+    index(tmp_path / "killed")
+    index(tmp_path / "clean")
+    killed = Catalog(tmp_path / "killed" / "catalog.sqlite", readonly=True)
+    clean = Catalog(tmp_path / "clean" / "catalog.sqlite", readonly=True)
+    assert killed.count() == clean.count() == 60
+    assert killed.hashes_by_id() == clean.hashes_by_id()
+    ids = list(clean.hashes_by_id())
+    assert killed.info(ids) == clean.info(ids)
