@@ -24,7 +24,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from PIL import Image
@@ -50,27 +50,62 @@ PREPARE_CPUS = 1.0
 EMBED_CPUS = 0.25
 
 
+class Sink(Protocol):
+    """Where finished batches go: the collection's store here, or the search service that
+    owns it (services/search/client.py's ``RemoteSink``) while it runs — one writer either
+    way."""
+
+    def known(self, ids: Sequence[str]) -> dict[str, str | None]:
+        """Content hashes of those of ``ids`` the collection holds (to skip them)."""
+        ...
+
+    def add(self, items: Sequence[Item]) -> None:
+        """Write ``items`` durably before returning."""
+        ...
+
+    def finish(self) -> None: ...
+
+
+class StoreSink:
+    """The collection's store opened by this process (no server runs on it)."""
+
+    def __init__(self, store: IndexStore) -> None:
+        self.store = store
+
+    def known(self, ids: Sequence[str]) -> dict[str, str | None]:
+        return self.store.catalog.hashes_by_id()  # all of it: cheap here, and covers hash ids
+
+    def add(self, items: Sequence[Item]) -> None:
+        self.store.add(items)
+
+    def finish(self) -> None:
+        self.store.snapshot()
+
+
 def index_on_ray(
     files: Sequence[SourceFile],
-    store: IndexStore,
+    sink: Sink | IndexStore,
     settings: Settings,
     address: str | None = None,
     actors: int | None = None,
     batch_size: int = BATCH,
     progress: bool = True,
 ) -> IndexReport:
-    """Index ``files`` into ``store`` on the Ray cluster at ``address`` (None: a local one
+    """Index ``files`` into ``sink`` on the Ray cluster at ``address`` (None: a local one
     started for this run). ``actors``: network actors (default: one per GPU, else one)."""
     require("ray")
     import ray
 
+    if isinstance(sink, IndexStore):
+        sink = StoreSink(sink)
     started = time.perf_counter()
     report = IndexReport(found=len(files))
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     gpus = int(ray.cluster_resources().get("GPU", 0))
     pool = actors or max(1, gpus)
-    indexed = store.catalog.hashes_by_id()
+    # What is indexed already (files with content-hash ids are read to know theirs).
+    indexed = sink.known([i for _, i, _ in files if i])
     config = settings.model_dump(mode="json")
     rows = [{"path": str(p), "id": i or "", "shown": s.as_posix()} for p, i, s in files]
     dataset = (
@@ -96,11 +131,11 @@ def index_on_ray(
     for batch in dataset.iter_batches(batch_size=batch_size, batch_format="numpy"):
         items = [item for item in _items(batch, seen, indexed, report) if item is not None]
         if items:
-            store.add(items)
+            sink.add(items)
             report.added += len(items)
         bar.update(len(batch["id"]))
     bar.close()
-    store.snapshot()
+    sink.finish()
     report.seconds = time.perf_counter() - started
     return report
 

@@ -197,6 +197,10 @@ def index(
         raise typer.BadParameter("--ids must be relpath, stem or sha256")
     if engine not in ("local", "ray"):
         raise typer.BadParameter("--engine must be local or ray")
+    if engine == "ray" and cfg.search_url:
+        _bulk_through_search(folder, cfg, cast(IdMode, ids), collection, ray_address, actors,
+                             progress)  # fmt: skip
+        return
     holder = current_holder(cfg.data_dir)
     if holder is not None and holder.url and holder.is_local:
         _index_through_server(
@@ -236,6 +240,49 @@ def index(
     )
     typer.echo(f"whitening: {report.whitening}")
     typer.echo(f"visual vocabulary: {vocabulary}")
+    for path, error in report.failed:
+        typer.echo(f"  failed: {path}: {error}", err=True)
+
+
+def _bulk_through_search(
+    folder: Path,
+    cfg: Settings,
+    ids: IdMode,
+    collection: str,
+    address: str | None,
+    actors: int | None,
+    progress: bool,
+) -> None:
+    """--engine ray with IMSEARCH_SEARCH_URL: the search service owns the collection (its one
+    writer), so finished batches go to it; nothing here opens the data directory."""
+    from imsearch.bulk import index_on_ray
+    from imsearch.engine import make_extractors
+    from imsearch.indexing import folder_files
+    from services.common.access import internal_token
+    from services.common.client import ServiceClient
+    from services.search.client import RemoteSearcher, RemoteSink
+
+    assert cfg.search_url is not None
+    try:
+        network = make_extractors(cfg)[0]  # the model's id and dimension, as the actors load it
+        client = ServiceClient(
+            "search", cfg.search_url, cfg.service_timeout_s, cfg.service_retries,
+            internal_token(cfg), cfg.service_max_in_flight, cfg.service_queue_timeout_s,
+        )  # fmt: skip
+        searcher = RemoteSearcher(client, lambda: network.model_id)
+        names = {c["name"] for c in searcher.collections()}
+        if collection not in names:
+            searcher.create_collection(collection, None, network.model_id, network.dim)
+        report = index_on_ray(folder_files(folder, ids), RemoteSink(searcher, collection), cfg,
+                              address, actors, progress=progress)  # fmt: skip
+        client.close()
+    except ImsearchError as exc:
+        raise _fail(exc) from exc
+    typer.echo(
+        f"found {report.found}, added {report.added}, skipped {report.skipped} already "
+        f"indexed, failed {len(report.failed)}; {report.images_per_s:.2f} images/s "
+        f"(sent to {cfg.search_url}, collection {collection})"
+    )
     for path, error in report.failed:
         typer.echo(f"  failed: {path}: {error}", err=True)
 

@@ -136,3 +136,29 @@ class RemoteSearcher:
     def drop_collection(self, name: str) -> None:
         request = pb.DropCollectionRequest(name=name)
         self.client.call("/v1/collections/drop", request, pb.DropCollectionResponse, True)
+
+
+class RemoteSink:
+    """Bulk indexing results (imsearch.bulk) sent to the search service that owns the
+    collection: while it runs it is the one writer, so a bulk job writes through it."""
+
+    #: Ids per /v1/info call when asking what is indexed already.
+    CHUNK = 1000
+
+    def __init__(self, searcher: RemoteSearcher, collection: str = DEFAULT) -> None:
+        self.searcher = searcher
+        self.collection = collection
+
+    def known(self, ids: Sequence[str]) -> dict[str, str | None]:
+        held: dict[str, str | None] = {}
+        for start in range(0, len(ids), self.CHUNK):
+            chunk = ids[start : start + self.CHUNK]
+            found = self.searcher.info(chunk, self.collection)
+            held.update({i: sha for i, (sha, _) in found.items()})
+        return held
+
+    def add(self, items: Sequence[Item]) -> None:
+        self.searcher.add(items, self.collection)
+
+    def finish(self) -> None:
+        """Nothing: the service snapshots in its own upkeep."""

@@ -119,3 +119,41 @@ def test_a_killed_driver_resumes_to_the_same_collection(tmp_path: Path) -> None:
     assert killed.hashes_by_id() == clean.hashes_by_id()
     ids = list(clean.hashes_by_id())
     assert killed.info(ids) == clean.info(ids)
+
+
+def test_with_a_search_service_running_the_bulk_job_writes_through_it(tmp_path: Path) -> None:
+    """The search service owns the data directory (its one writer): --engine ray with
+    IMSEARCH_SEARCH_URL sends the finished batches to it, into a collection it creates."""
+    import os
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.procs import INTERNAL_TOKEN, TOKEN, Server, running
+
+    source = tmp_path / "photos"
+    source.mkdir()
+    for path in (MINI / "images").glob("*.jpg"):
+        if path.stem.startswith(("ref_", "wall_")):
+            shutil.copy(path, source / path.name)
+    common = {"IMSEARCH_INTERNAL_TOKEN": INTERNAL_TOKEN}
+    with running(
+        Server({**common, "IMSEARCH_DATA_DIR": str(tmp_path / "data")}, "search")
+    ) as search:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("IMSEARCH_")}
+        env |= {"IMSEARCH_BACKBONE": "efficientnet_lite0", "IMSEARCH_MAX_SIDE": "256",
+                "IMSEARCH_SCALES": "1", "IMSEARCH_DEVICE": "cpu", **common,
+                "IMSEARCH_SEARCH_URL": search.url,
+                "IMSEARCH_DATA_DIR": str(tmp_path / "unused")}  # fmt: skip
+        command = [sys.executable, "-m", "imsearch.cli", "index", str(source), "--engine", "ray",
+                   "--collection", "bulk", "--no-progress"]  # fmt: skip
+        first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        assert first.returncode == 0, first.stderr[-2000:]
+        assert "added 10" in first.stdout
+        again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+        assert "added 0" in again.stdout and "skipped 10" in again.stdout, again.stdout
+        stats = httpx.get(f"{search.url}/v1/stats?collection=bulk", headers=TOKEN).json()
+        assert stats["count"] == 10
+    assert (tmp_path / "data" / "collections" / "bulk" / "catalog.sqlite").exists()
+    assert not (tmp_path / "unused").exists()  # the job never opened a data directory
