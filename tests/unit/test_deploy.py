@@ -93,3 +93,31 @@ def writers_recreated(rendered: str) -> set[str]:
             assert doc["spec"]["replicas"] == 1, name
             writers.add(name)
     return writers
+
+
+def test_the_bulk_rayjob_builds_and_its_pods_validate(tmp_path: Path) -> None:
+    """The KubeRay RayJob (a CRD kubernetes-validate has no schema for): its head and worker
+    pod templates are validated as Pods; the job writes through the search primary and
+    mounts no data volume writable."""
+    import yaml
+
+    rendered = run(tool("kubectl"), "kustomize", "deploy/k8s/bulk").stdout
+    job = yaml.safe_load(rendered)
+    assert job["kind"] == "RayJob" and "--engine ray" in job["spec"]["entrypoint"]
+    cluster = job["spec"]["rayClusterSpec"]
+    templates = [cluster["headGroupSpec"]["template"]] + [
+        group["template"] for group in cluster["workerGroupSpecs"]
+    ]
+    pods = [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"t{i}"}, "spec": t["spec"]}
+        for i, t in enumerate(templates)
+    ]
+    manifest = tmp_path / "pods.yaml"
+    manifest.write_text(yaml.safe_dump_all(pods))
+    run(tool("kubernetes-validate"), "--strict", "-k", "1.30.0", str(manifest))
+    for pod in pods:
+        for volume in pod["spec"].get("volumes", []):
+            claim = volume.get("persistentVolumeClaim", {})
+            assert claim.get("claimName") != "imsearch-search-data"  # the primary's volume
+            assert claim.get("readOnly") is True
+    assert "nvidia.com/gpu" in yaml.safe_dump(cluster["workerGroupSpecs"])
