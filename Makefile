@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 SHARED ?= ../shared/data
 RESULTS ?= docs/results
 
-.PHONY: install run test test-all system-deps container-deps images compose-smoke clients validate lint eval bench bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-scale bench-speed bench-quality gpu-check gpu-wheels bench-inverted bench-train bench-filter generic-vocabulary train-smoke clean
+.PHONY: install run test test-all system-deps container-deps images compose-smoke clients validate lint eval bench bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-scale bench-speed bench-quality gpu-check gpu-wheels bench-inverted bench-train bench-filter bench-bulk generic-vocabulary train-smoke clean
 
 $(STAMP): pyproject.toml clients/python/setup.py clients/typescript/package-lock.json
 	$(PYTHON) -m venv $(VENV)
@@ -70,7 +70,7 @@ eval: install  ## the default pipeline on SMVS DVD covers (about 5 minutes)
 	mkdir -p $(RESULTS)
 	$(BIN)/imsearch eval $(SHARED)/smvs-dvd --json $(RESULTS)/eval-smvs-default.json
 
-bench: bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-scale bench-speed bench-quality bench-inverted bench-train bench-filter  ## all of docs/BENCHMARKS.md (hours)
+bench: bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-scale bench-speed bench-quality bench-inverted bench-train bench-filter bench-bulk  ## all of docs/BENCHMARKS.md (hours)
 
 bench-features: install  ## descriptor grid: backbone x size x pooling x scales x whitening
 	mkdir -p $(RESULTS)
@@ -79,6 +79,11 @@ bench-features: install  ## descriptor grid: backbone x size x pooling x scales 
 	    --json $(RESULTS)/bench-features-smvs-$$b.json; done
 	$(BIN)/imsearch bench features $(SHARED)/smvs-dvd --backbones efficientnet_lite0 --cut head \
 	  --poolings gem,mac --json $(RESULTS)/bench-features-smvs-lite0-head.json
+
+bench-bulk: install  ## bulk indexing: local engine vs Ray Data on the same cores; a 2-node Ray cluster
+	mkdir -p $(RESULTS)
+	$(BIN)/python scripts/bench_bulk.py --images $(SHARED)/smvs-dvd/images --n 300 \
+	  --json $(RESULTS)/bench-bulk.json
 
 bench-filter: install  ## metadata filters at 100k (recall vs exhaustive, latency) + collection memory
 	mkdir -p $(RESULTS) var
