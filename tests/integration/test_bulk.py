@@ -157,3 +157,49 @@ def test_with_a_search_service_running_the_bulk_job_writes_through_it(tmp_path: 
         assert stats["count"] == 10
     assert (tmp_path / "data" / "collections" / "bulk" / "catalog.sqlite").exists()
     assert not (tmp_path / "unused").exists()  # the job never opened a data directory
+
+
+def test_a_killed_worker_is_retried_and_the_result_is_complete(tmp_path: Path, local_ray) -> None:  # type: ignore[no-untyped-def]
+    """SIGKILL the network actor's process mid-run: Ray restarts it and retries its batches;
+    every image is indexed once."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from imsearch.bulk import index_on_ray
+
+    source = tmp_path / "photos"
+    for copy in range(6):
+        (source / f"c{copy}").mkdir(parents=True)
+        for path in (MINI / "images").glob("*.jpg"):
+            if path.stem.startswith(("ref_", "wall_")):
+                shutil.copy(path, source / f"c{copy}" / path.name)
+    files = folder_files(source)
+    bulk = open_engine(_settings(tmp_path / "ray"))
+    killed: list[int] = []
+
+    def kill_the_actor() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            if bulk.store.catalog.count() >= 16:  # a batch is in; the actor is at work
+                for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+                    try:
+                        text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                    except OSError:
+                        continue
+                    if "_Embed" in text:  # Ray names the actor's process after it
+                        pid = int(cmdline.parent.name)
+                        os.kill(pid, signal.SIGKILL)
+                        killed.append(pid)
+                        return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_the_actor)
+    killer.start()
+    report = index_on_ray(files, bulk.store, bulk.settings, progress=False)
+    killer.join()
+    assert killed, "no network actor process was found to kill"
+    assert report.added == 60 and not report.failed
+    assert bulk.store.catalog.count() == 60
+    bulk.close()
