@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 SHARED ?= ../shared/data
 RESULTS ?= docs/results
 
-.PHONY: install run test test-all system-deps container-deps images compose-smoke clients validate lint eval bench bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-scale bench-speed bench-quality gpu-check gpu-wheels bench-inverted bench-train bench-filter bench-bulk generic-vocabulary train-smoke clean
+.PHONY: install run test test-all system-deps container-deps images image-bulk compose-smoke clients validate lint eval bench bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-scale bench-speed bench-quality gpu-check gpu-wheels bench-inverted bench-train bench-filter bench-bulk generic-vocabulary train-smoke clean
 
 $(STAMP): pyproject.toml clients/python/setup.py clients/typescript/package-lock.json
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,9 @@ container-deps:  ## podman, runc, debootstrap and their configuration (Debian, a
 images: container-deps  ## the four service images and a Redis image, tagged as compose expects
 	ENGINE=$(ENGINE) BASE_IMAGE=$(BASE_IMAGE) CA_BUNDLE=$(CA_BUNDLE) scripts/build-images.sh
 
+image-bulk: container-deps  ## imsearch-bulk: the image of the Ray bulk job (deploy/k8s/bulk)
+	ENGINE=$(ENGINE) BASE_IMAGE=$(BASE_IMAGE) CA_BUNDLE=$(CA_BUNDLE) SERVICES=bulk scripts/build-images.sh
+
 compose-smoke: install images  ## docker-compose.yml for real: add, search, stop search, recreate it
 	ENGINE=$(ENGINE) $(BIN)/python scripts/compose_smoke.py
 
@@ -82,7 +85,8 @@ bench-features: install  ## descriptor grid: backbone x size x pooling x scales 
 
 bench-bulk: install  ## bulk indexing: local engine vs Ray Data on the same cores; a 2-node Ray cluster
 	mkdir -p $(RESULTS)
-	$(BIN)/python scripts/bench_bulk.py --images $(SHARED)/smvs-dvd/images --n 300 \
+	$(BIN)/python scripts/bench_bulk.py --dataset $(SHARED)/smvs-dvd \
+	  --distractors $(SHARED)/distractors-4k/images --n 1000 --check-n 300 \
 	  --json $(RESULTS)/bench-bulk.json
 
 bench-filter: install  ## metadata filters at 100k (recall vs exhaustive, latency) + collection memory

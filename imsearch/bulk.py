@@ -33,9 +33,10 @@ from tqdm import tqdm
 from imsearch.errors import InvalidImage
 from imsearch.index.catalog import Item
 from imsearch.index.store import IndexStore
-from imsearch.indexing import IndexReport, Loaded, SourceFile, read_source, screen
+from imsearch.indexing import IndexReport, Loaded, read_source, screen
 from imsearch.optional import require
 from imsearch.settings import Settings
+from imsearch.sources import SourceFile, is_url, shown
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ BATCH = 16
 #: from fusing the two stages into the actor (decoding would then wait for the network).
 #: A whole CPU per preparing task bounds how many decode at once beside the network (whose
 #: own threads use every core whatever Ray reserves): on 2 cores, 0.5 gave 3.7 images/s,
-#: 1.0 gave 4.1 (the local engine: 5.6; see /work/notes/15-plan.md).
+#: 1.0 gave 4.1, end to end over 300 images.
 PREPARE_CPUS = 1.0
 EMBED_CPUS = 0.25
 
@@ -107,7 +108,7 @@ def index_on_ray(
     # What is indexed already (files with content-hash ids are read to know theirs).
     indexed = sink.known([i for _, i, _ in files if i])
     config = settings.model_dump(mode="json")
-    rows = [{"path": str(p), "id": i or "", "shown": s.as_posix()} for p, i, s in files]
+    rows = [{"path": str(p), "id": i or "", "shown": shown(s)} for p, i, s in files]
     dataset = (
         _data(ray)
         .from_items(rows)
@@ -120,7 +121,7 @@ def index_on_ray(
         .map_batches(
             _Embed,
             batch_size=batch_size,
-            concurrency=pool,
+            compute=_data(ray).ActorPoolStrategy(size=pool),
             num_gpus=1 if gpus else 0,
             num_cpus=EMBED_CPUS,
             fn_constructor_kwargs={"config": config},
@@ -128,7 +129,9 @@ def index_on_ray(
     )
     seen: set[str] = set()
     bar = tqdm(total=len(files), unit="img", disable=not progress, desc="indexing (ray)")
-    for batch in dataset.iter_batches(batch_size=batch_size, batch_format="numpy"):
+    # Each batch as the network finishes it: prefetching held every batch back until the next
+    # one was done (the first write came 4 s later on two cores).
+    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):
         items = [item for item in _items(batch, seen, indexed, report) if item is not None]
         if items:
             sink.add(items)
@@ -202,8 +205,11 @@ def _prepare(
     columns: dict[str, list[Any]] = {
         k: [] for k in ("id", "sha256", "shown", "error", "pixels", "shape", "local", "thumbnail")
     }
-    for path, ext_id, shown in zip(batch["path"], batch["id"], batch["shown"], strict=True):
-        loaded, data = read_source(Path(str(path)), str(ext_id) or None, Path(str(shown)))
+    for path, ext_id, label in zip(batch["path"], batch["id"], batch["shown"], strict=True):
+        location = str(path)
+        loaded, data = read_source(
+            location if is_url(location) else Path(location), str(ext_id) or None, str(label)
+        )
         pixels, shape = b"", (0, 0)
         if not loaded.error and indexed.get(loaded.ext_id) != loaded.sha256:
             try:

@@ -20,7 +20,7 @@ from imsearch.settings import Settings
 
 if TYPE_CHECKING:
     from imsearch.index.writer_lock import Holder, WriterLock
-    from imsearch.indexing import IdMode
+    from imsearch.sources import SourceFile
     from imsearch.train.data import TrainingData
 
 app = typer.Typer(
@@ -152,7 +152,15 @@ def _fail(exc: ImsearchError) -> typer.Exit:
 
 @app.command()
 def index(
-    folder: Annotated[Path, typer.Argument(help="Folder of images (searched recursively).")],
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A folder of images (searched recursively), or a manifest: a file or URL "
+            "listing one image path or URL per line (optionally TAB and its id), or a .csv "
+            "with path and id columns.",
+            metavar="SOURCE",
+        ),
+    ],
     data_dir: DataDir = None,
     ids: Annotated[str, typer.Option(help="Id of an image: relpath | stem | sha256.")] = "relpath",
     batch_size: Annotated[int | None, typer.Option(help="Images per forward pass.")] = None,
@@ -176,7 +184,7 @@ def index(
         int | None, typer.Option(help="Ray: network actors (default: one per GPU, else one).")
     ] = None,
 ) -> None:
-    """Index every image under FOLDER into a collection (created if it does not exist);
+    """Index every image of SOURCE into a collection (created if it does not exist);
     re-running skips images already indexed.
 
     When a server (imsearch serve) owns the data directory, the images are sent through its
@@ -185,47 +193,34 @@ def index(
     """
     from imsearch.engine import open_engine
     from imsearch.index.writer_lock import current_holder
-    from imsearch.indexing import (
-        IdMode,
-        index_directory,
-        maybe_learn_vocabulary,
-        maybe_learn_whitening,
-    )
+    from imsearch.indexing import index_files, maybe_learn_vocabulary, maybe_learn_whitening
+    from imsearch.sources import IdMode, source_files
 
     cfg = settings(data_dir=data_dir, batch_size=batch_size)
     if ids not in get_args(IdMode):
         raise typer.BadParameter("--ids must be relpath, stem or sha256")
     if engine not in ("local", "ray"):
         raise typer.BadParameter("--engine must be local or ray")
+    try:
+        files = source_files(source, cast(IdMode, ids))
+    except ImsearchError as exc:
+        raise _fail(exc) from exc
     if engine == "ray" and cfg.search_url:
-        _bulk_through_search(folder, cfg, cast(IdMode, ids), collection, ray_address, actors,
-                             progress)  # fmt: skip
+        _bulk_through_search(files, cfg, collection, ray_address, actors, progress)
         return
     holder = current_holder(cfg.data_dir)
     if holder is not None and holder.url and holder.is_local:
-        _index_through_server(
-            folder, cfg.data_dir, holder, cast(IdMode, ids), api_key, progress, collection
-        )
+        _index_through_server(files, cfg.data_dir, holder, api_key, progress, collection)
         return
     try:
         opened = open_engine(cfg, collection=collection, create=True)
         if engine == "ray":
             from imsearch.bulk import index_on_ray
-            from imsearch.indexing import folder_files
 
-            files = folder_files(folder, cast(IdMode, ids))
             report = index_on_ray(files, opened.store, cfg, ray_address, actors, progress=progress)
         else:
-            report = index_directory(
-                folder,
-                opened.store,
-                opened.extractor,
-                cfg.image_limits(),
-                cfg.batch_size,
-                cast(IdMode, ids),
-                progress,
-                opened.sift,
-            )
+            report = index_files(files, opened.store, opened.extractor, cfg.image_limits(),
+                                 cfg.batch_size, progress, opened.sift)  # fmt: skip
         report.whitening = maybe_learn_whitening(opened.store, cfg)
         vocabulary = maybe_learn_vocabulary(opened.words, cfg)
         if opened.words is not None:
@@ -245,9 +240,8 @@ def index(
 
 
 def _bulk_through_search(
-    folder: Path,
+    files: list[SourceFile],
     cfg: Settings,
-    ids: IdMode,
     collection: str,
     address: str | None,
     actors: int | None,
@@ -257,7 +251,6 @@ def _bulk_through_search(
     writer), so finished batches go to it; nothing here opens the data directory."""
     from imsearch.bulk import index_on_ray
     from imsearch.engine import make_extractors
-    from imsearch.indexing import folder_files
     from services.common.access import internal_token
     from services.common.client import ServiceClient
     from services.search.client import RemoteSearcher, RemoteSink
@@ -273,8 +266,8 @@ def _bulk_through_search(
         names = {c["name"] for c in searcher.collections()}
         if collection not in names:
             searcher.create_collection(collection, None, network.model_id, network.dim)
-        report = index_on_ray(folder_files(folder, ids), RemoteSink(searcher, collection), cfg,
-                              address, actors, progress=progress)  # fmt: skip
+        report = index_on_ray(files, RemoteSink(searcher, collection), cfg, address, actors,
+                              progress=progress)  # fmt: skip
         client.close()
     except ImsearchError as exc:
         raise _fail(exc) from exc
@@ -288,22 +281,20 @@ def _bulk_through_search(
 
 
 def _index_through_server(
-    folder: Path,
+    files: list[SourceFile],
     data_dir: Path,
     holder: Holder,
-    ids: IdMode,
     api_key: str | None,
     progress: bool,
     collection: str,
 ) -> None:
-    from imsearch.indexing import folder_files
     from services.gateway.forward import index_through_api  # the server's API: httpx
 
     assert holder.url is not None
     typer.echo(f"{data_dir} is written by {holder.describe()}: sending the images to its API")
     try:
         report, count = index_through_api(
-            holder.url, folder_files(folder, ids), data_dir, api_key, progress, collection
+            holder.url, files, data_dir, api_key, progress, collection
         )
     except ImsearchError as exc:
         raise _fail(exc) from exc

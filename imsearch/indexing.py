@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -23,21 +23,18 @@ from tqdm import tqdm
 from imsearch.errors import ConfigError, InvalidId, InvalidImage
 from imsearch.features.local import SiftExtractor
 from imsearch.ids import normalize_id
-from imsearch.images import ImageLimits, decode_image, list_images, make_thumbnail, sha256_hex
+from imsearch.images import ImageLimits, decode_image, make_thumbnail, sha256_hex
 from imsearch.index.catalog import Item
 from imsearch.index.store import IndexStore
 from imsearch.rerank.bow import GENERIC_VOCABULARY, generic_vocabulary
 from imsearch.rerank.visual_words import VisualWords
 from imsearch.settings import Settings
+from imsearch.sources import IdMode, Location, SourceFile, read_location, shown, source_files
 
 if TYPE_CHECKING:
     from imsearch.features.extractor import Extractor
 
 log = logging.getLogger(__name__)
-
-IdMode = Literal["relpath", "stem", "sha256"]
-#: A file to index: its path, its id (None: its content hash) and the path reports show.
-SourceFile = tuple[Path, str | None, Path]
 
 
 @dataclass
@@ -59,17 +56,6 @@ class IndexReport:
         return self.added / self.seconds if self.seconds > 0 else 0.0
 
 
-def image_id(path: Path, root: Path, mode: IdMode = "relpath") -> str:
-    """The external id of ``path``: its path under ``root`` without extension, by default.
-
-    ``stem`` keeps only the file name without extension; ``sha256`` (the content hash) is
-    resolved when the file is read.
-    """
-    if mode == "stem":
-        return path.stem
-    return path.relative_to(root).with_suffix("").as_posix()
-
-
 @dataclass
 class Loaded:
     """One source file as a run reads it (and, once decoded, what it extracted)."""
@@ -84,8 +70,8 @@ class Loaded:
     error: str = ""
 
 
-def index_directory(
-    root: str | Path,
+def index_source(
+    source: str | Path,
     store: IndexStore,
     extractor: Extractor,
     limits: ImageLimits,
@@ -94,25 +80,10 @@ def index_directory(
     progress: bool = True,
     sift: SiftExtractor | None = None,
 ) -> IndexReport:
-    """Index every image under ``root`` (recursive) into ``store``; ids per ``id_mode``."""
-    files = folder_files(root, id_mode)
+    """Index the images of ``source`` (a folder, recursively, or a manifest: see
+    imsearch.sources) into ``store``; ids per ``id_mode``."""
+    files = source_files(source, id_mode)
     return index_files(files, store, extractor, limits, batch_size, progress, sift)
-
-
-def folder_files(root: str | Path, id_mode: IdMode = "relpath") -> list[SourceFile]:
-    """Every image under ``root`` as ``(path, id, shown path)``; the id is None for
-    ``sha256`` ids (known once the file is read)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise ConfigError(f"{root} is not a folder")
-    return [
-        (
-            path,
-            None if id_mode == "sha256" else image_id(path, root, id_mode),
-            path.relative_to(root),
-        )
-        for path in list_images(root)
-    ]
 
 
 def index_files(
@@ -187,34 +158,35 @@ def _prefetch(
         pending = submitted
 
 
-def read_source(path: Path, ext_id: str | None, shown: Path) -> tuple[Loaded, bytes]:
+def read_source(location: Location, ext_id: str | None, shown_as: Location) -> tuple[Loaded, bytes]:
     """Check the id and read the file: what a run knows of an image before decoding it.
 
     A bad id or an unreadable file comes back as an ``error`` (and no bytes), never raised.
     """
+    label = shown(shown_as)
     if ext_id is not None:
         try:
             ext_id = normalize_id(ext_id)
         except InvalidId as exc:
-            return Loaded(ext_id, "", shown.as_posix(), error=f"{exc.code}: {exc.message}"), b""
+            return Loaded(ext_id, "", label, error=f"{exc.code}: {exc.message}"), b""
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return Loaded(ext_id or str(shown), "", shown.as_posix(), error=f"unreadable: {exc}"), b""
+        data = read_location(location)
+    except (OSError, ValueError, ImportError) as exc:
+        return Loaded(ext_id or label, "", label, error=f"unreadable: {exc}"), b""
     sha = sha256_hex(data)
-    return Loaded(ext_id or sha, sha, shown.as_posix()), data
+    return Loaded(ext_id or sha, sha, label), data
 
 
 def _load(
-    path: Path,
+    location: Location,
     ext_id: str | None,
-    shown: Path,
+    shown_as: Location,
     side: int,
     limits: ImageLimits,
     sift: SiftExtractor | None,
     indexed: dict[str, str | None],
 ) -> Loaded:
-    loaded, data = read_source(path, ext_id, shown)
+    loaded, data = read_source(location, ext_id, shown_as)
     if loaded.error or indexed.get(loaded.ext_id) == loaded.sha256:
         return loaded  # nothing to decode: unreadable, or indexed already with this content
     try:

@@ -5,7 +5,8 @@
 #               scripts/base-image.sh when missing; python:3.11-slim-bookworm where a registry
 #               is reachable
 #   CA_BUNDLE   a CA bundle pip must trust (TLS-intercepting proxy), passed as a build secret
-#   SERVICES    which images (default: all four, then redis)
+#   SERVICES    which images (default: all four, then redis; "bulk" builds imsearch-bulk, the
+#               image of the Ray bulk job, deploy/k8s/bulk)
 #   MIN_FREE_GB free space the engine's storage must have before the extractor build (default
 #               25: the build peaks at about three copies of its 6.8 GB environment; 3 for the
 #               others); below it, dangling images are pruned first, and if that is not enough
@@ -50,7 +51,7 @@ ensure_space() {
 }
 
 for service in $SERVICES; do
-  if [ "$service" = extractor ]; then ensure_space "${MIN_FREE_GB:-25}"; else ensure_space 3; fi
+  case "$service" in extractor|bulk) ensure_space "${MIN_FREE_GB:-25}" ;; *) ensure_space 3 ;; esac
   if [ "$service" = redis ]; then file=docker/redis.Dockerfile tag=imsearch-redis:bookworm
   else file=Dockerfile.$service tag=imsearch-$service:latest; fi
   start=$(date +%s)

@@ -43,7 +43,6 @@ from imsearch.evaluate.metrics import GroundTruth, evaluate_rankings
 from imsearch.images import decode_image, list_images
 from imsearch.indexing import (
     IndexReport,
-    SourceFile,
     index_files,
     maybe_learn_vocabulary,
     maybe_learn_whitening,
@@ -53,6 +52,7 @@ from imsearch.pipeline import SearchResult
 from imsearch.rerank.confidence import no_match_curve
 from imsearch.rerank.reranker import RerankConfig
 from imsearch.settings import Settings
+from imsearch.sources import SourceFile
 
 KAPPAS = (1, 5, 10)
 RECALL_KS = (1, 10, 100)

@@ -23,7 +23,8 @@ from imsearch.collection import DEFAULT, check_name, collection_dir, exists
 from imsearch.errors import DependencyUnavailable, Unauthorized
 from imsearch.index.catalog import Catalog
 from imsearch.index.store import CATALOG_FILE
-from imsearch.indexing import IndexReport, Loaded, SourceFile, read_source, screen
+from imsearch.indexing import IndexReport, Loaded, read_source, screen
+from imsearch.sources import SourceFile
 
 #: Uploads in flight at once: about what a CPU server extracts in parallel.
 CONCURRENCY = 2

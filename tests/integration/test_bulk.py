@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 
 from imsearch.engine import open_engine
-from imsearch.indexing import folder_files, index_files
+from imsearch.indexing import index_files
 from imsearch.settings import Settings
+from imsearch.sources import folder_files
 from tests.conftest import MINI
 
 ray = pytest.importorskip("ray", reason="the bulk extra (pip install -e '.[bulk]')")
@@ -30,8 +31,27 @@ def _settings(root: Path) -> Settings:
     )  # fmt: skip
 
 
-def test_ray_indexes_what_the_local_engine_does(tmp_path: Path, local_ray) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture
+def http_root(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """``tmp_path`` served over HTTP on 127.0.0.1 (a manifest of URLs, read through fsspec)."""
+    import functools
+    import http.server
+    import threading
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_ray_indexes_what_the_local_engine_does(tmp_path: Path, local_ray, http_root) -> None:  # type: ignore[no-untyped-def]
+    """The local engine reads a folder; Ray reads the same images through a manifest served
+    over HTTP, with the folder's ids: the collections are the same."""
     from imsearch.bulk import index_on_ray
+    from imsearch.sources import manifest_files
 
     source = tmp_path / "photos"
     (source / "covers").mkdir(parents=True)
@@ -40,12 +60,18 @@ def test_ray_indexes_what_the_local_engine_does(tmp_path: Path, local_ray) -> No
             shutil.copy(path, source / "covers" / path.name)
     (source / "broken.jpg").write_bytes(b"not an image")
     files = folder_files(source)
+    lines = [f"{shown}\t{ext_id}" for _, ext_id, shown in files] + ["missing.jpg"]
+    (source / "list.txt").write_text("\n".join(lines) + "\n")
+    listed = manifest_files(f"{http_root}/photos/list.txt")
+    assert all(str(location).startswith("http://") for location, _, _ in listed)
     local = open_engine(_settings(tmp_path / "local"))
     index_files(files, local.store, local.extractor, local.settings.image_limits(), 4, False,
                 local.sift)  # fmt: skip
     bulk = open_engine(_settings(tmp_path / "ray"))
-    report = index_on_ray(files, bulk.store, bulk.settings, progress=False)
-    assert report.added == 10 and [f for f, _ in report.failed] == ["broken.jpg"]
+    report = index_on_ray(listed, bulk.store, bulk.settings, progress=False)
+    assert report.added == 10
+    assert sorted(f for f, _ in report.failed) == ["broken.jpg", "missing.jpg"]
+    assert "unreadable" in dict(report.failed)["missing.jpg"]  # a 404, reported
 
     ids_a, vectors_a = local.store.all_vectors()
     ids_b, vectors_b = bulk.store.all_vectors()
@@ -59,7 +85,7 @@ def test_ray_indexes_what_the_local_engine_does(tmp_path: Path, local_ray) -> No
     features_b = bulk.store.local_features(list(int_b.values()))
     assert all(features_a[int_a[i]] == features_b[int_b[i]] for i in ids_a)
 
-    again = index_on_ray(files, bulk.store, bulk.settings, progress=False)  # resumable
+    again = index_on_ray(listed, bulk.store, bulk.settings, progress=False)  # resumable
     assert again.added == 0 and again.skipped == 10
     found = bulk.pipeline.search((MINI / "images" / "droid_002.jpg").read_bytes(), 3)
     assert found.hits[0].id == "covers/ref_002" and found.hits[0].verified

@@ -12,7 +12,7 @@ from PIL import Image
 
 from imsearch.features.local import SiftExtractor
 from imsearch.index.store import IndexStore
-from imsearch.indexing import index_directory
+from imsearch.indexing import index_source
 from imsearch.rerank.confidence import shipped_model
 from imsearch.settings import Settings
 from tests.conftest import FAST_ENV, MINI, png_claiming
@@ -31,7 +31,7 @@ def server(tmp_path_factory, fast_extractor) -> Iterator[str]:
         if path.stem.startswith(("ref_", "wall_")):
             (root / path.name).write_bytes(path.read_bytes())
     sift = SiftExtractor(settings.local_max_side, settings.local_max_keypoints)
-    index_directory(root, store, fast_extractor, settings.image_limits(), progress=False, sift=sift)
+    index_source(root, store, fast_extractor, settings.image_limits(), progress=False, sift=sift)
     store.close()
 
     env = {"IMSEARCH_DATA_DIR": str(data_dir), "IMSEARCH_MAX_UPLOAD_BYTES": "300000"}

@@ -44,6 +44,19 @@ def test_dockerfiles_lint_clean_and_follow_the_rules(service: str) -> None:
     assert "wget " not in text and "curl " not in text and "huggingface" not in text
 
 
+def test_the_bulk_dockerfile_lints_clean_and_has_what_kuberay_needs() -> None:
+    text = (ROOT / "Dockerfile.bulk").read_text()
+    run(tool("hadolint"), "--config", ".hadolint.yaml", "Dockerfile.bulk")
+    deps_stage = text.split("AS deps", 1)[1].split("\nFROM ", 1)[0]
+    copies = [line for line in deps_stage.splitlines() if line.startswith("COPY")]
+    assert copies == ["COPY pyproject.toml docker/constraints.txt ./"]
+    assert '".[bulk,serve]" "ray[default]"' in deps_stage  # the job server KubeRay submits to
+    assert "wget" in text.split("apt-get install", 1)[1].split("\n", 1)[0]  # KubeRay's probes
+    assert "USER 10001" in text and "curl " not in text and "wget http" not in text
+    job = (ROOT / "deploy/k8s/bulk/rayjob.yaml").read_text()
+    assert job.count("image: imsearch-bulk:latest") == 2  # head and workers
+
+
 def test_the_redis_dockerfile_lints_clean() -> None:
     run(tool("hadolint"), "--config", ".hadolint.yaml", "docker/redis.Dockerfile")
 
