@@ -36,7 +36,7 @@ from imsearch.engine import Engine, open_engine
 from imsearch.evaluate.datasets import load_dataset
 from imsearch.images import list_images
 from imsearch.index.catalog import Item
-from imsearch.indexing import index_files
+from imsearch.indexing import index_files, maybe_learn_vocabulary, maybe_learn_whitening
 from imsearch.settings import Settings
 from imsearch.sources import manifest_files
 
@@ -113,6 +113,13 @@ def write_manifest(args: argparse.Namespace, path: Path) -> tuple[dict[str, str]
     return checked, held_out
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory so far (the local engine's, when it ran first)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def opened(root: Path) -> Engine:
     return open_engine(Settings(data_dir=root))
 
@@ -153,14 +160,13 @@ def main() -> None:
     files = manifest_files(str(manifest))
     cores = len(os.sched_getaffinity(0))
     rows: dict[str, Any] = {"images": len(files), "cores": cores}
-    rows["stages_per_image"] = stage_costs(files, Settings(data_dir=work / "stages"))
 
     clock = Clock()
     local = opened(work / "local")
     local.store.add = clock.wrap(local.store.add)  # type: ignore[method-assign,assignment]
     index_files(files, local.store, local.extractor, local.settings.image_limits(),
                 local.settings.batch_size, False, local.sift)  # fmt: skip
-    rows["local"] = clock.rates()
+    rows["local"] = clock.rates() | {"peak_rss_mb": peak_rss_mb()}
 
     clock = Clock()
     ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False)
@@ -183,10 +189,14 @@ def main() -> None:
     ray.shutdown()
     cluster.shutdown()
     rows["two_nodes_equal_local"] = same(local, two)
+    # What `imsearch index` does after either engine, before the collection is queried.
+    maybe_learn_whitening(two.store, two.settings)
+    maybe_learn_vocabulary(two.words, two.settings)
     rows["two_nodes_queries"] = found_first(two, shows, held_out)
 
     for engine in (local, on_ray, two):
         engine.close()
+    rows["stages_per_image"] = stage_costs(files, Settings(data_dir=work / "stages"))
     shutil.rmtree(work, ignore_errors=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(rows, indent=2))

@@ -129,9 +129,13 @@ def test_a_killed_driver_resumes_to_the_same_collection(tmp_path: Path) -> None:
         assert proc.wait(timeout=600) == (-signal.SIGKILL if kill_after else 0)
 
     def _count(path: Path) -> int:
+        import sqlite3
+
         catalog = Catalog(path, readonly=True)
         try:
             return catalog.count()
+        except sqlite3.OperationalError:  # the file exists, its schema not yet
+            return 0
         finally:
             catalog.close()
 
