@@ -18,6 +18,7 @@ indexed must find its cover first.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -113,6 +114,71 @@ def write_manifest(args: argparse.Namespace, path: Path) -> tuple[dict[str, str]
     return checked, held_out
 
 
+def remote_write_cost(local: Engine, work: Path, n: int = 320) -> dict[str, float]:
+    """Milliseconds per image of writing through a search service (what a bulk job does
+    while one runs: RemoteSink, batches of 16 as the driver sends them) and of writing to the
+    store directly, for ``n`` of the local collection's images (local features, thumbnails)."""
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    from services.common.client import ServiceClient
+    from services.search.client import RemoteSearcher, RemoteSink
+
+    ids = local.store.all_vectors()[0][:n]
+    ints = local.store.catalog.int_ids_of(ids)
+    features = local.store.local_features(list(ints.values()))
+    items = []
+    for image_id in ids:
+        item, thumb = local.store.get(image_id), local.store.catalog.thumbnail(image_id)
+        assert item is not None
+        items.append(
+            dataclasses.replace(
+                item, local=features.get(ints[image_id]), thumbnail=thumb[0] if thumb else None
+            )
+        )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "imsearch.cli", "serve", "--role", "search",
+               "--data-dir", str(work / "service"), "--port", str(port)]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        client = ServiceClient("search", url, 60.0, 0)
+        searcher = RemoteSearcher(client, lambda: local.extractor.model_id)
+        searcher.create_collection("bulk", None, local.extractor.model_id, local.extractor.dim)
+        sink = RemoteSink(searcher, "bulk")
+        began = time.perf_counter()
+        for start in range(0, len(items), 16):
+            sink.add(items[start : start + 16])
+        remote = time.perf_counter() - began
+        client.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    direct = opened(work / "direct")
+    began = time.perf_counter()
+    for start in range(0, len(items), 16):
+        direct.store.add(items[start : start + 16])
+    local_s = time.perf_counter() - began
+    direct.close()
+    return {
+        "images": len(items),
+        "through_search_service_ms": 1000 * remote / len(items),
+        "to_the_store_ms": 1000 * local_s / len(items),
+    }
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory so far (the local engine's, when it ran first)."""
     import resource
@@ -197,6 +263,7 @@ def main() -> None:
     for engine in (local, on_ray, two):
         engine.close()
     rows["stages_per_image"] = stage_costs(files, Settings(data_dir=work / "stages"))
+    rows["write_per_image"] = remote_write_cost(opened(work / "local"), work)
     shutil.rmtree(work, ignore_errors=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(rows, indent=2))
