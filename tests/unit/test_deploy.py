@@ -129,8 +129,9 @@ def test_the_bulk_rayjob_builds_and_its_pods_validate(tmp_path: Path) -> None:
     manifest.write_text(yaml.safe_dump_all(pods))
     run(tool("kubernetes-validate"), "--strict", "-k", "1.30.0", str(manifest))
     for pod in pods:
-        for volume in pod["spec"].get("volumes", []):
-            claim = volume.get("persistentVolumeClaim", {})
-            assert claim.get("claimName") != "imsearch-search-data"  # the primary's volume
-            assert claim.get("readOnly") is True
+        volumes = pod["spec"].get("volumes", [])
+        claims = [v["persistentVolumeClaim"] for v in volumes if "persistentVolumeClaim" in v]
+        assert claims and all(c["claimName"] != "imsearch-search-data" for c in claims)
+        assert all(c.get("readOnly") is True for c in claims)  # the source, read-only
+        assert any(v.get("emptyDir", {}).get("medium") == "Memory" for v in volumes)  # /dev/shm
     assert "nvidia.com/gpu" in yaml.safe_dump(cluster["workerGroupSpecs"])
