@@ -172,7 +172,9 @@ def read_source(location: Location, ext_id: str | None, shown_as: Location) -> t
     try:
         data = read_location(location)
     except (OSError, ValueError, ImportError) as exc:
-        return Loaded(ext_id or label, "", label, error=f"unreadable: {exc}"), b""
+        # fsspec's errors often say only the URL: their kind says what went wrong.
+        reason = str(exc) if getattr(exc, "errno", None) else f"{type(exc).__name__}: {exc}"
+        return Loaded(ext_id or label, "", label, error=f"unreadable: {reason}"), b""
     sha = sha256_hex(data)
     return Loaded(ext_id or sha, sha, label), data
 

@@ -22,7 +22,7 @@ from typing import Literal
 from urllib.parse import urljoin, urlsplit
 
 from imsearch.errors import ConfigError
-from imsearch.images import list_images
+from imsearch.images import IMAGE_EXTENSIONS, list_images
 
 IdMode = Literal["relpath", "stem", "sha256"]
 #: Where an image is: a local file, or a URL fsspec reads.
@@ -76,6 +76,8 @@ def folder_files(root: str | Path, id_mode: IdMode = "relpath") -> list[SourceFi
 
 def manifest_files(manifest: str, id_mode: IdMode = "relpath") -> list[SourceFile]:
     """The images a manifest lists (see the module's doc), in its order."""
+    if posixpath.splitext(urlsplit(manifest).path)[1].lower() in IMAGE_EXTENSIONS:
+        raise ConfigError(f"{manifest} is an image: give a folder of images or a manifest")
     try:
         text = read_location(manifest if is_url(manifest) else Path(manifest)).decode("utf-8")
     except (OSError, ValueError, ImportError) as exc:

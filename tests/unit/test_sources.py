@@ -56,6 +56,8 @@ def test_a_folder_or_a_manifest(tmp_path: Path) -> None:
     assert [i for _, i, _ in source_files(shop / "list.txt")] == ["covers/a"]
     with pytest.raises(ConfigError, match="cannot read the manifest"):
         source_files(shop / "missing.txt")
+    with pytest.raises(ConfigError, match="is an image"):
+        source_files(shop / "b.png")
     (shop / "empty.txt").write_text("# nothing\n\n")
     with pytest.raises(ConfigError, match="lists no images"):
         source_files(shop / "empty.txt")
