@@ -25,8 +25,10 @@ run: install  ## index the bundled demo collection and serve it on http://127.0.
 
 test: install system-deps  ## the test suite, then the compose smoke where containers run (CI)
 	$(BIN)/python -m pytest -q
-	@if why=$$(scripts/container-check.sh); then $(MAKE) --no-print-directory compose-smoke; \
-	else echo "compose smoke: skipped, $$why"; fi
+	@why=$$(scripts/container-check.sh); rc=$$?; \
+	if [ $$rc = 0 ]; then $(MAKE) --no-print-directory compose-smoke; \
+	elif [ $$rc = 1 ]; then echo "compose smoke: skipped, $$why"; \
+	else echo "containers: $$why" >&2; exit 1; fi
 
 test-all: install system-deps  ## also the slow tests that need ../shared
 	$(BIN)/python -m pytest -q -m ""
