@@ -5,6 +5,11 @@ reads only the header to check the format and the pixel count (so a decompressio
 rejected before a single pixel is decoded), decodes large JPEGs in draft mode (the decoder
 scales by 1/2, 1/4 or 1/8 for free), applies the EXIF orientation and converts every mode
 (grayscale, palette, alpha, CMYK, 16-bit, float) to 8-bit RGB.
+
+Phones send HEIC (an iPhone's camera default) and AVIF: HEIF through ``pillow-heif`` (libheif),
+AVIF through Pillow's own plugin (libavif). libheif applies a HEIF's rotation and mirroring
+(``irot``/``imir``) while opening and resets the EXIF orientation, so no photo is turned twice;
+an AVIF keeps its EXIF orientation, applied like a JPEG's.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pillow_heif
 from PIL import Image, ImageFile, ImageOps
 
 from imsearch.errors import (
@@ -32,13 +38,18 @@ from imsearch.errors import (
 Image.MAX_IMAGE_PIXELS = None
 # A truncated file must be an error, never a half-grey picture indexed as if it were whole.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+# HEIC/HEIF as a Pillow format ("HEIF"); the thumbnails the files carry are not wanted.
+pillow_heif.register_heif_opener(thumbnails=False)
 
 #: Pillow format names accepted; MPO is the multi-picture JPEG some phones write.
-ALLOWED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF"})
+ALLOWED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF", "HEIF", "AVIF"})
 #: File extensions treated as images when walking a folder.
 IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
-)
+    {
+        ".jpg", ".jpeg", ".jpe", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff",
+        ".heic", ".heif", ".hif", ".avif",
+    }
+)  # fmt: skip
 
 #: A box ``(x1, y1, x2, y2)`` in pixels of the upright image.
 BBox = tuple[float, float, float, float]
@@ -84,7 +95,8 @@ def decode_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if getattr(img, "is_animated", False):
+            # a HEIF opens at its primary image, which need not be the first one
+            if getattr(img, "is_animated", False) and img.format != "HEIF":
                 img.seek(0)
             img.load()
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:

@@ -56,6 +56,26 @@ def fast_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def phone_photo(path: Path, fmt: str, rotated: bool = False) -> bytes:
+    """``path`` re-encoded as a phone sends it: ``fmt`` HEIF (HEIC) or AVIF. ``rotated``: as a
+    phone held upright stores it — the pixels turned a quarter to the sensor's landscape, the
+    turn back recorded for the viewer (EXIF orientation 6; pillow-heif writes it as the HEIF's
+    own ``irot``, as an iPhone does)."""
+    import io
+
+    from PIL import Image
+
+    img = Image.open(path).convert("RGB")
+    exif = Image.Exif()
+    exif[0x010F] = "Apple"
+    if rotated:
+        img = img.rotate(90, expand=True)
+        exif[0x0112] = 6
+    buffer = io.BytesIO()
+    img.save(buffer, format=fmt, quality=85, exif=exif.tobytes())
+    return buffer.getvalue()
+
+
 def png_claiming(width: int, height: int) -> bytes:
     """A tiny, valid PNG that declares ``width`` × ``height`` pixels: a decompression bomb
     must be refused from its header."""

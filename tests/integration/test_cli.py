@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MINI
+from tests.conftest import MINI, phone_photo
 from tests.procs import free_port
 
 IMSEARCH = [sys.executable, "-m", "imsearch.cli"]
@@ -51,6 +51,11 @@ def collection(tmp_path: Path) -> Path:
     (root / "walls").mkdir()
     for path in (MINI / "images").glob("ref_*.jpg"):
         shutil.copy(path, root / "covers" / path.name)
+    # a collection's photos may be HEIC too (an iPhone's camera roll)
+    (root / "covers" / "ref_005.jpg").unlink()
+    (root / "covers" / "ref_005.heic").write_bytes(
+        phone_photo(MINI / "images" / "ref_005.jpg", "HEIF", rotated=True)
+    )
     for path in (MINI / "images").glob("wall_*.jpg"):
         shutil.copy(path, root / "walls" / path.name)
     data = (MINI / "images" / "ref_001.jpg").read_bytes()
@@ -77,6 +82,15 @@ def test_index_query_resume(collection: Path, fast_env: dict[str, str]) -> None:
     assert payload["results"][0]["score"] >= payload["results"][1]["score"]
     best = payload["results"][0]
     assert best["verified"] and 0.5 < best["confidence"] <= 1.0 and len(best["box"]) == 4
+
+    # phone formats: an iPhone's HEIC held upright, an AVIF; the HEIC-indexed cover is found
+    for name, cover, fmt, rotated in (("IMG_1.HEIC", "canon_001", "HEIF", True),
+                                      ("photo.avif", "droid_005", "AVIF", False)):  # fmt: skip
+        photo = collection.parent / name
+        photo.write_bytes(phone_photo(MINI / "images" / f"{cover}.jpg", fmt, rotated))
+        hits = json.loads(run(["query", str(photo), "-k", "1", "--json"], fast_env).stdout)
+        expected = "covers/ref_" + cover.split("_")[1]
+        assert hits["results"][0]["id"] == expected and hits["results"][0]["verified"], hits
 
     text = run(["query", str(MINI / "images" / "canon_001.jpg")], fast_env).stdout
     rank, _, first, *verification = text.splitlines()[0].split()

@@ -15,7 +15,7 @@ from imsearch.index.store import IndexStore
 from imsearch.indexing import index_source
 from imsearch.rerank.confidence import shipped_model
 from imsearch.settings import Settings
-from tests.conftest import FAST_ENV, MINI, png_claiming
+from tests.conftest import FAST_ENV, MINI, phone_photo, png_claiming
 from tests.procs import Server, running
 
 
@@ -178,6 +178,8 @@ REFUSED = {
     "1x1 image": (_encoded(Image.new("RGB", (1, 1)), "PNG"), 400, "image_decode_error"),
     "decompression bomb": (png_claiming(100_000, 100_000), 413, "image_too_large"),
     "truncated PNG": (_encoded(_cover(), "PNG")[:300], 400, "image_decode_error"),
+    "truncated HEIC": (_encoded(_cover(), "HEIF")[:600], 400, "image_decode_error"),
+    "truncated AVIF": (_encoded(_cover(), "AVIF")[:600], 400, "image_decode_error"),
     "HTML only": (b"<html><script>alert(1)</script></html>", 400, "image_decode_error"),
     "GIF header then script (polyglot)": (
         b"GIF89a/*" + b"*/=alert(1)//" * 10,
@@ -216,6 +218,30 @@ def test_an_exif_rotated_photo_is_searched_upright(server: str) -> None:
     exif[0x0112] = 8  # "rotate 90° clockwise to display": stored turned the other way
     data = _encoded(photo.rotate(-90, expand=True), "JPEG", exif=exif.tobytes(), quality=92)
     assert upload(server, data, k=1).json()["results"][0]["id"] == "ref_004"
+
+
+@pytest.mark.parametrize(("fmt", "rotated"), [("HEIF", True), ("AVIF", False), ("AVIF", True)])
+def test_phone_formats_find_their_cover(server: str, fmt: str, rotated: bool) -> None:
+    """An iPhone's HEIC (held upright: stored turned, rotation in the container) and AVIF."""
+    data = phone_photo(MINI / "images" / "canon_004.jpg", fmt, rotated)
+    best = upload(server, data, name=f"IMG_0001.{fmt.lower()}", k=1).json()["results"][0]
+    assert best["id"] == "ref_004" and best["verified"]
+
+
+def test_a_heic_image_is_added_to_the_collection(server: str) -> None:
+    cover = phone_photo(MINI / "images" / "ref_006.jpg", "HEIF", rotated=True)
+    added = httpx.post(
+        f"{server}/v1/images", files={"image": ("c.heic", cover)}, data={"id": "heic6"}, timeout=60
+    )
+    assert added.status_code == 201, added.text
+    try:
+        photo = (MINI / "images" / "canon_006.jpg").read_bytes()
+        top = {hit["id"] for hit in upload(server, photo, k=2).json()["results"]}
+        assert top == {"ref_006", "heic6"}  # the HEIC copy is stored upright, like the JPEG
+        thumb = httpx.get(f"{server}/v1/images/heic6/thumbnail")
+        assert thumb.content[:2] == b"\xff\xd8"
+    finally:
+        assert httpx.delete(f"{server}/v1/images/heic6").status_code == 200
 
 
 def test_a_polyglot_is_stored_as_an_image_only(server: str) -> None:

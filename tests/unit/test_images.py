@@ -31,7 +31,7 @@ def gradient(width: int = 64, height: int = 48) -> Image.Image:
     return Image.fromarray(np.stack([x, y, 255 - x], axis=-1), "RGB")
 
 
-@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF"])
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "HEIF", "AVIF"])
 def test_common_formats_decode_to_rgb(fmt: str) -> None:
     out = decode_image(encode(gradient(), fmt))
     assert out.mode == "RGB" and out.size == (64, 48)
@@ -50,6 +50,69 @@ def test_exif_orientation_is_applied() -> None:
     exif[0x0112] = 6  # rotate 90° clockwise to display
     out = decode_image(encode(img, "JPEG", exif=exif.tobytes()))
     assert out.size == (40, 80)
+
+
+def two_colours(width: int = 96, height: int = 48) -> Image.Image:
+    """Left half red, right half blue: which way an image was turned is visible."""
+    img = Image.new("RGB", (width, height), (255, 0, 0))
+    img.paste((0, 0, 255), (width // 2, 0, width, height))
+    return img
+
+
+def is_upright_portrait(img: Image.Image) -> bool:
+    """``two_colours`` turned 90° clockwise: red on top, blue at the bottom."""
+    width, height = img.size
+    top = img.getpixel((width // 2, height // 8))
+    bottom = img.getpixel((width // 2, height * 7 // 8))
+    return height > width and top[0] > 200 > top[2] and bottom[2] > 200 > bottom[0]
+
+
+def iphone_like_heic() -> bytes:
+    """As an iPhone stores a portrait photo: the sensor's landscape pixels, a rotation the
+    HEIF container applies (``irot``), and the EXIF orientation tag (6) beside it."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "Apple"
+    data = encode(two_colours(), "HEIF", exif=exif.tobytes(), quality=90)
+    assert b"irot" in data[:4096]  # the rotation is the container's, as in a camera's file
+    return data
+
+
+def test_iphone_like_heic_arrives_upright_and_is_not_turned_twice() -> None:
+    assert is_upright_portrait(decode_image(iphone_like_heic()))
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "AVIF"])
+def test_exif_orientation_is_applied_to_avif_as_to_jpeg(fmt: str) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    assert is_upright_portrait(decode_image(encode(two_colours(), fmt, exif=exif.tobytes())))
+
+
+@pytest.mark.parametrize("fmt", ["HEIF", "AVIF"])
+def test_broken_phone_formats_get_the_same_errors(fmt: str) -> None:
+    data = encode(gradient(400, 300), fmt, quality=80)
+    with pytest.raises(ImageDecodeError):
+        decode_image(data[: len(data) // 2])
+    with pytest.raises(ImageDecodeError):
+        decode_image(data[:40])
+    with pytest.raises(ImageTooLarge, match="pixels"):
+        decode_image(data, ImageLimits(max_pixels=400 * 300 - 1))
+    with pytest.raises(ImageTooLarge):
+        decode_image(data, ImageLimits(max_bytes=len(data) - 1))
+    with pytest.raises(ImageDecodeError, match="at least"):
+        decode_image(encode(Image.new("RGB", (4, 4)), fmt))
+
+
+def test_heic_with_several_images_gives_the_primary() -> None:
+    import pillow_heif
+
+    heif = pillow_heif.from_pillow(Image.new("RGB", (64, 48), (0, 0, 255)))
+    heif.add_from_pillow(Image.new("RGB", (64, 48), (255, 0, 0)))
+    buffer = io.BytesIO()
+    heif.save(buffer, quality=90, primary_index=1)  # a burst whose chosen shot is the second
+    pixel = decode_image(buffer.getvalue()).getpixel((10, 10))
+    assert pixel[0] > 200 and pixel[2] < 50
 
 
 @pytest.mark.parametrize(

@@ -84,6 +84,11 @@ function chooseQuery(file) {
   preview.src = queryUrl;
   preview.alt = `Query photo: ${file.name}`;
   preview.hidden = false;
+  // Most browsers cannot show HEIC (an iPhone's photos): the engine decodes it all the same.
+  preview.onerror = () => {
+    preview.hidden = true;
+    setStatus($("search-status"), `This browser cannot show ${file.name}; searching with it anyway…`);
+  };
   search();
 }
 
@@ -196,7 +201,16 @@ async function showMatch(hit) {
     ? `${hit.id}: ${hit.inliers} keypoints agree on one perspective transform (${Math.round(100 * hit.confidence)}% sure it is the same object); ${Math.min(pairs.length, hit.inliers)} are drawn, and the box shows where it is in your photo.`
     : `${hit.id} was not verified geometrically (${hit.inliers ?? 0} consistent keypoints); it is ranked by descriptor similarity (${hit.global_score.toFixed(3)}).`;
   dialog.showModal();
-  const [query, result] = await Promise.all([loadImage(queryUrl), thumbnailSrc(hit.id).then(loadImage)]);
+  const [query, result] = await Promise.all([
+    loadImage(queryUrl).catch(() => null),
+    thumbnailSrc(hit.id).then(loadImage),
+  ]);
+  if (!query) {
+    // e.g. a HEIC photo in a browser that cannot show one: the result alone, said so.
+    $("match-summary").textContent += " (This browser cannot show your photo, so only the result is drawn.)";
+    drawResultOnly(result);
+    return;
+  }
   const canvas = $("match-canvas");
   const height = 360;
   const qw = query.width * height / query.height;
@@ -225,6 +239,14 @@ async function showMatch(hit) {
     ctx.lineTo(qw + gap + xr * rw, yr * height);
     ctx.stroke();
   });
+}
+
+function drawResultOnly(result) {
+  const canvas = $("match-canvas");
+  canvas.height = 360;
+  canvas.width = Math.round(result.width * 360 / result.height);
+  canvas.dataset.lines = "0";
+  canvas.getContext("2d").drawImage(result, 0, 0, canvas.width, canvas.height);
 }
 
 // ---- collection ---------------------------------------------------------------------------
