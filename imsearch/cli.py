@@ -511,10 +511,26 @@ def _learn_lw(
 @app.command()
 def train(
     source: Annotated[
-        Path,
-        typer.Argument(help="A labelled dataset (images/ + gt.json, …) or a folder of images."),
-    ],
-    out: Annotated[Path, typer.Option(help="Where checkpoints go (epoch-N.pt, last.pt).")],
+        Path | None,
+        typer.Argument(
+            help="A labelled dataset (images/ + gt.json, …) or a folder of images; with "
+            "--self-supervised and no SOURCE, the images of the collection (--data-dir, "
+            "--collection)."
+        ),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Where checkpoints go (epoch-N.pt, last.pt).")] = Path(
+        "var/train"
+    ),
+    self_supervised: Annotated[
+        bool,
+        typer.Option(
+            "--self-supervised",
+            help="No labels: each image's positives are synthetic photos of it (a labelled "
+            "SOURCE's gt.json is ignored; its images/ are used).",
+        ),
+    ] = False,
+    data_dir: DataDir = None,
+    collection: CollectionName = "default",
     config_file: Annotated[
         Path | None, typer.Option("--config", help="JSON file of training settings.")
     ] = None,
@@ -535,11 +551,12 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue from OUT/last.pt.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Fine-tune the network (trunk + GeM + whitening) with contrastive/triplet (+SOS) loss."""
+    """Fine-tune the network (trunk + pooling + whitening) with contrastive/triplet (+SOS)
+    loss, from labels or self-supervised."""
     from imsearch.train.trainer import TrainConfig
     from imsearch.train.trainer import train as run_training
 
-    cfg = settings()
+    cfg = settings(data_dir=data_dir)
     flags = {
         "loss": loss, "margin": margin, "sos_weight": sos, "epochs": epochs,
         "tuples_per_epoch": tuples, "batch_size": batch, "negatives": negatives,
@@ -559,7 +576,12 @@ def train(
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from exc
     try:
-        data = _training_data(source, tuple(only_queries or ()), tuple(only_db or ()))
+        if self_supervised:
+            data = _self_supervised_data(source, cfg, collection, out)
+        elif source is None:
+            raise ConfigError("give a SOURCE to train on, or --self-supervised")
+        else:
+            data = _training_data(source, tuple(only_queries or ()), tuple(only_db or ()))
         last = run_training(
             config,
             data,
@@ -568,15 +590,40 @@ def train(
             progress,
             lambda e: typer.echo(
                 f"epoch {e['epoch']}: loss {e['loss']:.4f}, {e['seconds']:.0f} s, "
-                f"GeM p {e['gem_p']:.2f}"
+                f"GeM p {e['gem_p'] or 0:.2f}; {config.epochs - e['epoch']} to go, "
+                f"ETA {_duration(e['eta_s'])}"
             ),
         )
     except ImsearchError as exc:
         raise _fail(exc) from exc
     typer.echo(
-        f"checkpoint {last}; use it with: imsearch --weights {last} --pooling gem --regions 0 "
-        f"--cut {config.cut} --backbone {config.backbone} eval|index|serve ..."
+        f"checkpoint {last}; use it with: imsearch --weights {last} --pooling {config.pooling} "
+        f"--regions {config.regions} --cut {config.cut} --backbone {config.backbone} "
+        "eval|index|serve ..."
     )
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+def _self_supervised_data(
+    source: Path | None, cfg: Settings, collection: str, out: Path
+) -> TrainingData:
+    from imsearch.collection import collection_dir
+    from imsearch.train.data import from_collection, unlabelled, unlabelled_paths
+
+    if source is None:
+        catalog = collection_dir(cfg.data_dir, collection) / "catalog.sqlite"
+        return from_collection(catalog, out / "collection-images")
+    if (source / "gt.json").is_file() or any(source.glob("gnd_*.pkl")):
+        # a labelled set: its database images only, as a user would index them (no query
+        # photo, no label)
+        from imsearch.evaluate.datasets import load_dataset
+
+        return unlabelled_paths(load_dataset(source).database_paths)
+    return unlabelled(source)
 
 
 def _training_data(source: Path, queries: tuple[str, ...], db: tuple[str, ...]) -> TrainingData:

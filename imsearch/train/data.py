@@ -2,16 +2,16 @@
 
 * **Labelled**: a dataset in the DESIGN.md format (or Revisited layout). Each query is paired
   with each of its positives; the negative pool is the rest of the database.
-* **Unlabelled**: a folder of images. Each image is its own positive, seen through a strong
-  augmentation (perspective, crop, rotation, colour, blur, JPEG); the negative pool is every
-  other image.
+* **Unlabelled** (self-supervised): a folder of images. Each image is its own positive, seen
+  as a synthetic photo (:mod:`imsearch.train.views`: perspective, clutter, frames, glass,
+  glare, low contrast, rotation, blur, noise, JPEG…); the negative pool is every other image.
 
 Images are decoded safely (:func:`imsearch.images.decode_image`) at the training size.
 """
 
 from __future__ import annotations
 
-import random
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from PIL import Image
 
 from imsearch.errors import ConfigError
 from imsearch.evaluate.datasets import Dataset
+from imsearch.fsutil import write_atomic
 from imsearch.images import BBox, crop_box, decode_image, list_images, resize_max_side
 
 
@@ -60,6 +61,12 @@ def unlabelled(folder: Path) -> TrainingData:
     return TrainingData([(s, s) for s in images], images, augment_positives=True)
 
 
+def unlabelled_paths(paths: list[Path]) -> TrainingData:
+    """Unlabelled data from a list of image files (each its own object)."""
+    images = [Sample(p, p.as_posix()) for p in paths]
+    return TrainingData([(s, s) for s in images], images, augment_positives=True)
+
+
 def load_image(sample: Sample, max_side: int) -> Image.Image:
     img = decode_image(sample.path.read_bytes(), target_max_side=None if sample.box else max_side)
     if sample.box is not None:
@@ -73,30 +80,25 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1)[None].float().div_(255.0)
 
 
-class StrongAugment:
-    """What a phone photo does to a catalogue image, drawn at random per call (reproducibly:
-    each call seeds torch's generator from this object's own)."""
+def from_collection(catalog_path: Path, folder: Path) -> TrainingData:
+    """Self-supervised data from what a collection holds and nothing else: the thumbnail it
+    stored of each image (320 px, upright), written once into ``folder`` (kept there, so a
+    resumed run trains on the same images)."""
+    from imsearch.index.catalog import Catalog
 
-    def __init__(self, seed: int) -> None:
-        from torchvision.transforms import v2
-
-        self.v2 = v2
-        self.rng = random.Random(seed)
-        self.perspective = v2.RandomPerspective(distortion_scale=0.4, p=0.8)
-        self.after_crop = v2.Compose(
-            [
-                v2.RandomRotation(degrees=20),
-                v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.05),
-                v2.RandomApply([v2.GaussianBlur(kernel_size=5, sigma=(0.1, 2.0))], p=0.3),
-                v2.JPEG(quality=(30, 90)),
-            ]
-        )
-
-    def __call__(self, img: Image.Image) -> Image.Image:
-        torch.manual_seed(self.rng.randrange(2**31))
-        crop = self.v2.RandomResizedCrop(
-            size=(img.height, img.width), scale=(0.4, 1.0), ratio=(0.6, 1.66)
-        )
-        out = self.after_crop(crop(self.perspective(img)))
-        # Phone photos often arrive turned by a quarter or half turn.
-        return out.rotate(self.rng.choice((0, 0, 90, 180, 270)), expand=True)
+    if not catalog_path.is_file():
+        raise ConfigError(f"no collection at {catalog_path.parent}: index it first")
+    folder.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog(catalog_path, readonly=True)
+    try:
+        offset = 0
+        while ids := catalog.list_ids(offset, 500):
+            offset += len(ids)
+            for ext_id in ids:
+                stored = catalog.thumbnail(ext_id)
+                name = folder / f"{hashlib.sha256(ext_id.encode()).hexdigest()[:24]}.jpg"
+                if stored is not None and not name.exists():
+                    write_atomic(name, stored[0])
+    finally:
+        catalog.close()
+    return unlabelled(folder)

@@ -1,4 +1,5 @@
-"""Learned whitening ("Lw") from a labelled dataset, without training the network.
+"""Learned whitening ("Lw") from matching pairs, without training the network: from a labelled
+dataset, or self-supervised from synthetic photos of a folder's images.
 
 Each query of the (training) dataset and each of its positives make a matching pair; their raw
 descriptors come from the collection's own model, so the whitening fits the index it will be
@@ -7,6 +8,10 @@ used with. Only the queries the caller selects are read (never the evaluation sp
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
 from tqdm import tqdm
 
@@ -14,6 +19,9 @@ from imsearch.errors import ConfigError
 from imsearch.evaluate.datasets import Dataset
 from imsearch.features.whitening import LW_SHRINKAGE, PCAWhitening, learn_lw_whitening
 from imsearch.pipeline import DescriptorExtractor
+
+if TYPE_CHECKING:
+    from imsearch.features.extractor import Extractor
 
 
 def learn_lw_from_dataset(
@@ -40,4 +48,38 @@ def learn_lw_from_dataset(
         for image_id in ids
     ]
     source = f"lw: {len(pairs)} pairs of {dataset.name} ({len(dataset.queries)} queries)"
+    return learn_lw_whitening(np.stack(vectors), np.array(pairs), dim, shrinkage, source)
+
+
+def learn_lw_from_views(
+    extractor: Extractor,
+    paths: Sequence[Path],
+    views_per_image: int = 2,
+    seed: int = 0,
+    dim: int | None = None,
+    shrinkage: float = LW_SHRINKAGE,
+    progress: bool = True,
+) -> PCAWhitening:
+    """Self-supervised Lw: pairs = (an image, a synthetic photo of it), no labels.
+
+    Images and views are described at the extractor's own size and pooling (what the index
+    will hold), so the whitening learns which directions photos move a descriptor along.
+    """
+    from imsearch.train.data import Sample, load_image
+    from imsearch.train.views import SyntheticViews
+
+    if len(paths) < 3:
+        raise ConfigError(f"learned whitening needs at least 3 images, got {len(paths)}")
+    side = extractor.config.max_side
+    samples = [Sample(Path(p), str(p)) for p in paths]
+    views = SyntheticViews(lambda rng: load_image(rng.choice(samples), side), seed)
+    vectors: list[np.ndarray] = []
+    pairs: list[tuple[int, int]] = []
+    for sample in tqdm(samples, desc="Lw pairs", unit="img", disable=not progress):
+        img = load_image(sample, side)
+        batch = [img] + [views(img) for _ in range(views_per_image)]
+        first = len(vectors)
+        vectors.extend(extractor.describe(batch))
+        pairs.extend((first, first + v) for v in range(1, len(batch)))
+    source = f"lw: {len(pairs)} synthetic pairs of {len(samples)} images (seed {seed})"
     return learn_lw_whitening(np.stack(vectors), np.array(pairs), dim, shrinkage, source)

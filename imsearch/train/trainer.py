@@ -33,8 +33,9 @@ from imsearch.features.backbones import build_backbone
 from imsearch.features.extractor import resolve_device
 from imsearch.features.network import FINETUNED_FORMAT, RetrievalNet
 from imsearch.fsutil import write_atomic
-from imsearch.train.data import Sample, StrongAugment, TrainingData, load_image, to_tensor
+from imsearch.train.data import Sample, TrainingData, load_image, to_tensor
 from imsearch.train.losses import tuple_loss
+from imsearch.train.views import SyntheticViews
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,11 @@ class TrainConfig(BaseModel):
     #: Starting checkpoint (required for ResNets; EfficientNet-Lite starts from ImageNet).
     weights: str | None = None
     cut: Literal["blocks", "head"] = "blocks"
+    #: The pooling trained behind the trunk: GeM (p learnt) or MAC; ``regions`` > 0 pools
+    #: R-MAC-style square regions at that many levels and sums them (what the shipped
+    #: ImageNet default does), so clutter around the object weighs less.
+    pooling: Literal["gem", "mac"] = "gem"
+    regions: int = Field(0, ge=0, le=4)
     loss: Literal["contrastive", "triplet"] = "contrastive"
     #: None: 0.7 for contrastive, 0.1 for triplet.
     margin: float | None = None
@@ -74,9 +80,10 @@ class TrainConfig(BaseModel):
 
 
 def build_network(config: TrainConfig) -> RetrievalNet:
-    """The network to fine-tune: GeM over the whole map, then a whitening layer."""
+    """The network to fine-tune: the pooling (GeM or MAC, whole map or regions), then a
+    whitening layer."""
     backbone = build_backbone(config.backbone, config.weights, config.cut)
-    net = RetrievalNet(backbone, "gem", config.gem_p, regions=0)
+    net = RetrievalNet(backbone, config.pooling, config.gem_p, regions=config.regions)
     if net.whiten is None:
         net.whiten = nn.Linear(net.output_dim, net.output_dim, bias=True)
         with torch.no_grad():
@@ -109,10 +116,11 @@ def train(
     start, history = _resume(out_dir / LAST, config, net, optimizer) if resume else (0, [])
     amp = config.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    spent: list[float] = []
     for epoch in range(start, config.epochs):
         started = time.perf_counter()
         rng = random.Random(config.seed * 1000 + epoch)  # resuming replays the same epochs
-        augment = StrongAugment(rng.randrange(2**31)) if data.augment_positives else None
+        augment = _views(data, config, rng.randrange(2**31)) if data.augment_positives else None
         pairs = [rng.choice(data.pairs) for _ in range(config.tuples_per_epoch)]
         negatives = mine(net, pairs, data.pool, config, rng, device, progress)
         losses = []
@@ -129,11 +137,14 @@ def train(
             scaler.step(optimizer)
             scaler.update()
             losses.append(float(loss.detach()))
+        spent.append(time.perf_counter() - started)
         entry = {
             "epoch": epoch + 1,
             "loss": sum(losses) / len(losses),
-            "seconds": time.perf_counter() - started,
+            "seconds": spent[-1],
             "gem_p": net.gem_p,
+            # the epochs of this run so far predict the rest (a resumed run counts its own)
+            "eta_s": sum(spent) / len(spent) * (config.epochs - epoch - 1),
         }
         history.append(entry)
         _save(out_dir, config, net, optimizer, epoch + 1, history)
@@ -183,7 +194,7 @@ def _tuple_batch_loss(
     pairs: list[tuple[Sample, Sample]],
     negatives: list[list[Sample]],
     config: TrainConfig,
-    augment: StrongAugment | None,
+    augment: SyntheticViews | None,
     device: torch.device,
 ) -> torch.Tensor:
     _train_mode(net)
@@ -201,13 +212,19 @@ def _describe(
     net: RetrievalNet,
     sample: Sample,
     size: int,
-    augment: StrongAugment | None,
+    augment: SyntheticViews | None,
     device: torch.device,
 ) -> torch.Tensor:
     img = load_image(sample, size)
     if augment is not None:
         img = augment(img)
     return net(to_tensor(img).to(device)).float()
+
+
+def _views(data: TrainingData, config: TrainConfig, seed: int) -> SyntheticViews:
+    """Synthetic photos whose backgrounds, neighbours and reflections are other pool images."""
+    pool, size = data.pool, config.image_size
+    return SyntheticViews(lambda rng: load_image(rng.choice(pool), size), seed)
 
 
 def _train_mode(net: RetrievalNet) -> None:
@@ -235,8 +252,8 @@ def _save(
         "format": FINETUNED_FORMAT,
         "architecture": net.backbone_name,
         "cut": config.cut,
-        "pooling": "gem",
-        "regions": 0,
+        "pooling": config.pooling,
+        "regions": config.regions,
         "epoch": epoch,
     }
     model = {"state_dict": network_state(net), "meta": meta}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import fields
 
 import numpy as np
 import pytest
@@ -14,8 +15,9 @@ from imsearch.errors import ConfigError
 from imsearch.evaluate.datasets import load_dataset
 from imsearch.features.backbones import Backbone
 from imsearch.features.network import RetrievalNet
-from imsearch.train.data import StrongAugment, TrainingData, labelled, unlabelled
+from imsearch.train.data import TrainingData, labelled, unlabelled
 from imsearch.train.trainer import TrainConfig, mine
+from imsearch.train.views import SyntheticViews, ViewConfig
 from tests.conftest import MINI
 
 
@@ -56,10 +58,58 @@ def test_mining_takes_other_objects_one_per_object() -> None:
         assert len(chosen) == 3 and query.label not in labels and len(set(labels)) == 3
 
 
-def test_strong_augmentation_is_reproducible_and_changes_the_image() -> None:
-    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8))
-    a, b = StrongAugment(seed=1)(img), StrongAugment(seed=1)(img)
+def photo(seed: int, size: tuple[int, int] = (120, 90)) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 255, (6, 8, 3), dtype=np.uint8)
+    return Image.fromarray(small).resize(size, Image.Resampling.BICUBIC)
+
+
+def views(seed: int, **config) -> SyntheticViews:
+    return SyntheticViews(lambda rng: photo(rng.randrange(100)), seed, ViewConfig(**config))
+
+
+def test_synthetic_views_are_reproducible_and_differ() -> None:
+    img = photo(0)
+    a, b = views(1)(img), views(1)(img)
     assert np.array_equal(np.asarray(a), np.asarray(b))
-    c = StrongAugment(seed=2)(img)
-    assert not np.array_equal(np.asarray(a), np.asarray(img.resize(a.size)))
+    c = views(2)(img)
     assert a.size != c.size or not np.array_equal(np.asarray(a), np.asarray(c))
+    seq = views(3)
+    assert not np.array_equal(np.asarray(seq(img)), np.asarray(seq(img)))  # a fresh view each
+
+
+def test_every_change_of_the_generator_runs() -> None:
+    """All probabilities at 1 (and at 0): each transform is exercised and keeps an RGB view."""
+    always = {f.name: 1.0 for f in fields(ViewConfig) if f.name.startswith("p_")}
+    always["p_quarter_turn"] = 0.2
+    for config in (always, {k: 0.0 for k in always}):
+        gen = views(0, **config)
+        for _ in range(5):
+            out = gen(photo(1))
+            assert out.mode == "RGB" and max(out.size) == 120
+
+
+def plain(**config) -> SyntheticViews:
+    """Every optional change off, a green scene behind, no change of light."""
+    off = {f.name: 0.0 for f in fields(ViewConfig) if f.name.startswith("p_")}
+    off |= {"p_clutter": 1.0, "gain": (1.0, 1.0), "offset": (0.0, 0.0), "gamma": (1.0, 1.0)}
+    green = Image.new("RGB", (200, 150), (0, 255, 0))
+    return SyntheticViews(lambda rng: green, 0, ViewConfig(**(off | config)))
+
+
+def red_share(view: Image.Image) -> float:
+    out = np.asarray(view).astype(int)
+    return float(((out[..., 0] > 200) & (out[..., 1] < 60)).mean())
+
+
+def test_a_plain_view_shows_the_object_at_the_area_drawn() -> None:
+    gen = plain(area=(0.3, 0.3), perspective=(0.0, 0.0), tilt=0.0)
+    red = Image.new("RGB", (100, 100), (255, 0, 0))
+    assert 0.25 < red_share(gen(red)) < 0.35
+
+
+def test_small_objects_are_small() -> None:
+    gen = plain(p_small=1.0, perspective=(0.0, 0.0), tilt=0.0)
+    red = Image.new("RGB", (100, 100), (255, 0, 0))
+    for _ in range(5):
+        assert 0.03 < red_share(gen(red)) < 0.16
