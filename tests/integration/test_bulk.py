@@ -93,6 +93,7 @@ def test_ray_indexes_what_the_local_engine_does(tmp_path: Path, local_ray, http_
     bulk.close()
 
 
+@pytest.mark.slow  # minutes of CPU: make test-all
 def test_a_killed_driver_resumes_to_the_same_collection(tmp_path: Path) -> None:
     """SIGKILL `imsearch index --engine ray` once some batches are committed, run it again:
     the collection equals a clean run's (every committed batch kept, nothing twice)."""
@@ -189,6 +190,7 @@ def test_with_a_search_service_running_the_bulk_job_writes_through_it(tmp_path: 
     assert not (tmp_path / "unused").exists()  # the job never opened a data directory
 
 
+@pytest.mark.slow  # minutes of CPU: make test-all
 def test_a_killed_worker_is_retried_and_the_result_is_complete(tmp_path: Path, local_ray) -> None:  # type: ignore[no-untyped-def]
     """SIGKILL the network actor's process mid-run: Ray restarts it and retries its batches;
     every image is indexed once."""

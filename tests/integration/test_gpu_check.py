@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # minutes of CPU: make test-all
 def test_gpu_check_runs_from_a_copy_of_the_repository_in_cpu_mode(tmp_path: Path) -> None:
     copy = tmp_path / "repo"
     for part in ("imsearch", "scripts", "tests/data/mini"):
