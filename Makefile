@@ -59,7 +59,7 @@ image-bulk: container-deps  ## imsearch-bulk: the image of the Ray bulk job (dep
 	ENGINE=$(ENGINE) BASE_IMAGE=$(BASE_IMAGE) CA_BUNDLE=$(CA_BUNDLE) SERVICES=bulk scripts/build-images.sh
 
 compose-smoke: install images  ## docker-compose.yml for real: add, search, stop search, recreate it
-	ENGINE=$(ENGINE) $(BIN)/python scripts/compose_smoke.py
+	ENGINE=$(ENGINE) $(BIN)/python tests/compose_smoke.py
 
 clients: install  ## regenerate clients/ (OpenAPI, Python, TypeScript, Kotlin) from the code
 	BIN=$(BIN) scripts/generate-clients.sh
@@ -87,7 +87,7 @@ bench-features: install  ## descriptor grid: backbone x size x pooling x scales 
 
 bench-bulk: install  ## bulk indexing: local engine vs Ray Data on the same cores; a 2-node Ray cluster
 	mkdir -p $(RESULTS)
-	$(BIN)/python scripts/bench_bulk.py --dataset $(SHARED)/smvs-dvd \
+	$(BIN)/python -m imsearch.bench.bulk --dataset $(SHARED)/smvs-dvd \
 	  --distractors $(SHARED)/distractors-4k/images --n 1000 --check-n 300 \
 	  --json $(RESULTS)/bench-bulk.json
 
@@ -150,7 +150,7 @@ bench-scale: install  ## N items served by real processes, this code and the one
 	    --json $(RESULTS)/bench-scale-$$n.json --work var/bench-scale-$$n; done
 	[ -d var/baseline ] || git worktree add var/baseline $(BASELINE)
 	for n in 10000 100000; do \
-	  $(BIN)/python scripts/bench_scale_baseline.py var/baseline $$n $(SHARED)/smvs-dvd/images \
+	  $(BIN)/python imsearch/bench/scale_baseline.py var/baseline $$n $(SHARED)/smvs-dvd/images \
 	    var/bench-scale-base-$$n $(RESULTS)/bench-scale-before-$$n.json; done
 	# 1M needs ~140 GB of disk for real-size local features:
 	#   imsearch bench scale --items 1000000 --features-from ... --json ...-1000000.json
@@ -158,7 +158,7 @@ bench-scale: install  ## N items served by real processes, this code and the one
 bench-inverted: install  ## the visual-word inverted file: our CSR against tantivy
 	$(BIN)/pip install --quiet -e ".[model,serve,dev,bench]"
 	for n in 10000 100000; do \
-	  $(BIN)/python scripts/bench_inverted_index.py --items $$n \
+	  $(BIN)/python -m imsearch.bench.inverted_index --items $$n \
 	    --json $(RESULTS)/bench-inverted-$$n.json; done
 
 generic-vocabulary: install  ## the shipped vocabulary, from Debian's stellarium-data and sway-backgrounds images

@@ -39,4 +39,4 @@ fi
 "$BIN/imsearch" bench calibrate "$SHARED/smvs-dvd" "$SHARED/museum-dev" --no-progress \
   --data-dirs "$WORK/smvs-dvd,$WORK/museum-dev" --max-false-no-match 0.01,0.02 \
   --records "$WORK/calibrate-records.json" --json "$RESULTS/calibrate-match-model.json"
-"$BIN/python" scripts/quality_table.py "$RESULTS"
+"$BIN/python" -m imsearch.bench.quality_table "$RESULTS"

@@ -35,5 +35,5 @@ add_folder http://127.0.0.1:8310 "$WORK/db"
 sleep 70
 "$BIN/imsearch" bench load --url http://127.0.0.1:8310 --images "$WORK/queries" --json "$OUT" \
   --mode services --duration "$DURATION"
-"$BIN/python" -m services.bench_hop http://127.0.0.1:8312 "$WORK/search" > "$RESULTS/bench-hop.json"
+"$BIN/python" -m imsearch.bench.hop http://127.0.0.1:8312 "$WORK/search" > "$RESULTS/bench-hop.json"
 cat "$RESULTS/bench-hop.json"

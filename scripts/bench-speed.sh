@@ -38,4 +38,4 @@ if [ -d "$SHARED/distractors-4k" ]; then
       --json "$RESULTS/stages-smvs-4k-$name.json"
   done
 fi
-"$BIN/python" scripts/speed_table.py "$RESULTS"
+"$BIN/python" -m imsearch.bench.speed_table "$RESULTS"

@@ -20,4 +20,4 @@ if compgen -G "$WHEELS/*.whl" > /dev/null; then
     "$WHEELS"/*.whl
   export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 fi
-exec "$PY" scripts/gpu_check.py "$@"
+exec "$PY" -m imsearch.bench.gpu_check "$@"

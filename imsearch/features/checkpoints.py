@@ -9,7 +9,7 @@ Two layouts are understood:
   ResNet without its average pool and classifier (children 0..7), as in Radenović et al.
 
 ``imsearch train`` writes the second layout for EfficientNet-Lite (``features`` = the trunk of
-:func:`~imsearch.features.backbones.efficientnet_lite`), with ``meta.architecture`` and
+:func:`~imsearch.features.trunks.efficientnet_lite`), with ``meta.architecture`` and
 ``meta.cut`` naming it and the training state under a separate ``train`` key.
 
 Loading is strict: a key that does not fit is an error that names it, never a silent skip.
@@ -25,7 +25,7 @@ import torchvision
 from torch import nn
 
 from imsearch.errors import CheckpointError
-from imsearch.features.backbones import (
+from imsearch.features.trunks import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     Backbone,

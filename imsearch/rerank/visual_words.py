@@ -35,7 +35,6 @@ from imsearch.features.local import LocalFeatures
 from imsearch.fsutil import replace_atomic, write_atomic
 from imsearch.index.store import IndexStore
 from imsearch.rerank.bow import BowIndex, Quantizer, decode_words, encode_words, learn_vocabulary
-from imsearch.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -312,9 +311,15 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 def vocabulary_from_folder(
-    folder: Path, settings: Settings, max_images: int = 2000, progress: bool = True
+    folder: Path,
+    words: int,
+    sift_side: int,
+    sift_keypoints: int,
+    max_images: int = 2000,
+    progress: bool = True,
 ) -> tuple[np.ndarray, str]:
-    """A vocabulary learned from the SIFT descriptors of a folder's images (a generic one)."""
+    """A vocabulary of ``words`` learned from the SIFT descriptors (at most ``sift_keypoints``
+    per image, at ``sift_side`` px) of a folder's images: a generic one."""
     from tqdm import tqdm
 
     from imsearch.features.local import SiftExtractor
@@ -324,7 +329,7 @@ def vocabulary_from_folder(
     if not paths:
         raise ConfigError(f"no images in {folder}")
     chosen = paths[:: max(1, len(paths) // max_images)][:max_images]
-    sift = SiftExtractor(settings.local_max_side, settings.local_max_keypoints)
+    sift = SiftExtractor(sift_side, sift_keypoints)
     started = time.perf_counter()
     descriptors = []
     for path in tqdm(chosen, unit="img", disable=not progress, desc="features"):
@@ -336,7 +341,7 @@ def vocabulary_from_folder(
     rng = np.random.default_rng(0)
     if len(sample) > MAX_VOCABULARY_SAMPLE:
         sample = sample[rng.choice(len(sample), MAX_VOCABULARY_SAMPLE, False)]
-    vocabulary = learn_vocabulary(sample, settings.vocabulary_words)
+    vocabulary = learn_vocabulary(sample, words)
     seconds = time.perf_counter() - started
     report = (
         f"{len(vocabulary)} words from {len(sample):,} descriptors of {len(descriptors)} images "

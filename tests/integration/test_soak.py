@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from imsearch.evaluate.soak import SoakConfig, format_soak, memory_trend, rss_bytes, run_soak
+from imsearch.bench.soak import SoakConfig, format_soak, memory_trend, rss_bytes, run_soak
 from tests.conftest import MINI
 from tests.procs import API_KEY, Server, running
 

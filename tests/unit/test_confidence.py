@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 
-from imsearch.evaluate.calibrate import QueryRecord, calibrate, choose_threshold, fit
+from imsearch.bench.calibrate import QueryRecord, calibrate, choose_threshold, fit
 from imsearch.rerank.confidence import (
     FEATURES,
     MatchModel,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from imsearch.bench.grid import Variant, _describe_all, feature_grid, format_grid
 from imsearch.evaluate.datasets import load_dataset
-from imsearch.evaluate.grid import Variant, _describe_all, feature_grid, format_grid
 from imsearch.features.extractor import MULTI_SCALES, Extractor
 from imsearch.images import load_image
 from tests.conftest import MINI

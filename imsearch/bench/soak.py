@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from imsearch.evaluate.load_bench import percentiles
+from imsearch.bench.load import percentiles
 from imsearch.images import list_images
 
 OPS = ("search", "add", "delete")

@@ -1,6 +1,6 @@
 """docker-compose.yml for real: the five containers, driven over HTTP as a user would.
 
-    python scripts/compose_smoke.py        (make compose-smoke: builds the images first)
+    python tests/compose_smoke.py        (make compose-smoke: builds the images first)
 
 1. ``compose up`` with the images of ``make images``; each container's cold start is timed
    (from ``up`` to its own ``/readyz`` answering 200, checked inside the container).

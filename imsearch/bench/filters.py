@@ -1,6 +1,6 @@
 """``imsearch bench filter``: what a metadata filter costs, and what a collection costs.
 
-A store of N synthetic descriptors (:func:`~imsearch.evaluate.ann_bench.synthetic_descriptors`)
+A store of N synthetic descriptors (:func:`~imsearch.bench.ann.synthetic_descriptors`)
 is built per index family, every image tagged ``{"shop": i % 100}``; a filter
 ``{"shop": {"in": [0 … s-1]}}`` then matches s % of the collection. Per family and share:
 
@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from imsearch.bench.ann import synthetic_descriptors
 from imsearch.collection import Collections
-from imsearch.evaluate.ann_bench import synthetic_descriptors
 from imsearch.index.catalog import Item
 from imsearch.index.filters import parse_filter
 from imsearch.index.store import IndexStore

@@ -1,7 +1,7 @@
 """make bench-bulk: images per second of the local engine and of Ray Data on the same cores,
 and a two-node local Ray cluster checked for correctness (issue 15).
 
-    python scripts/bench_bulk.py --dataset ../shared/data/smvs-dvd \
+    python -m imsearch.bench.bulk --dataset ../shared/data/smvs-dvd \
         --distractors ../shared/data/distractors-4k/images --n 1000 --check-n 300 --json out.json
 
 The images: the dataset's database, then its queries, then distractors, up to ``--n``, listed

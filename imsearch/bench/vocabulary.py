@@ -7,7 +7,7 @@ photo's shortlist (tf-idf over visual words, as `spatial` re-ranking builds it) 
 with its ground truth: recall@k = share of queries with a positive in the first k. The final
 mAP of each is `imsearch eval` with IMSEARCH_VOCABULARY set (docs/BENCHMARKS.md §8).
 
-    python scripts/bench_vocabulary.py ../shared/data/smvs-dvd \
+    python -m imsearch.bench.vocabulary ../shared/data/smvs-dvd \
         --json docs/results/bench-vocabulary-smvs.json
 """
 

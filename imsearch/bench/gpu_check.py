@@ -19,12 +19,13 @@ import platform
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
@@ -81,6 +82,10 @@ def _environment(device: str) -> dict[str, Any]:
 def _sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
+
+
+def _topk(queries: torch.Tensor, base: torch.Tensor) -> Any:
+    return torch.topk(queries @ base.T, 100, dim=1)
 
 
 def _timed(work: Callable[[], Any], device: str, reps: int) -> tuple[float, Any]:
@@ -166,11 +171,11 @@ def _local_rows(images: list[Image.Image], device: str, reps: int) -> list[dict[
     q = query.rootsift()
     params = VerifyParams()
     for matcher in ("matmul", "opencv"):
-        seconds, pairs = _timed(
-            lambda m=matcher: [ratio_matches(q, c.rootsift(), 0.8, m) for c in candidates],
-            "cpu",
-            reps,
-        )
+
+        def match(m: str = matcher) -> list[Any]:
+            return [ratio_matches(q, c.rootsift(), 0.8, m) for c in candidates]
+
+        seconds, pairs = _timed(match, "cpu", reps)
         rows.append(
             {"stage": "matching", "variant": f"{matcher}, 20 candidates, CPU", "ms": 1e3 * seconds}
         )
@@ -214,6 +219,7 @@ def _search_rows(device: str, n: int, reps: int) -> list[dict[str, Any]]:
     base /= np.linalg.norm(base, axis=1, keepdims=True)
     queries = base[:100] + 0.01
     rows: list[dict[str, Any]] = []
+    faiss: Any
     try:
         import faiss
     except ImportError as exc:
@@ -223,7 +229,7 @@ def _search_rows(device: str, n: int, reps: int) -> list[dict[str, Any]]:
         index = faiss.IndexFlatIP(320)
         index.add(base)
         for nq in (1, 100):
-            seconds, _ = _timed(lambda nq=nq: index.search(queries[:nq], 100), "cpu", reps)
+            seconds, _ = _timed(partial(index.search, queries[:nq], 100), "cpu", reps)
             rows.append(
                 {
                     "stage": "search",
@@ -234,7 +240,7 @@ def _search_rows(device: str, n: int, reps: int) -> list[dict[str, Any]]:
         if device == "cuda" and hasattr(faiss, "StandardGpuResources"):
             gpu = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
             for nq in (1, 100):
-                seconds, _ = _timed(lambda nq=nq: gpu.search(queries[:nq], 100), "cuda", reps)
+                seconds, _ = _timed(partial(gpu.search, queries[:nq], 100), "cuda", reps)
                 rows.append(
                     {
                         "stage": "search",
@@ -254,7 +260,7 @@ def _search_rows(device: str, n: int, reps: int) -> list[dict[str, Any]]:
         on_gpu = torch.from_numpy(base).cuda()
         for nq in (1, 100):
             q = torch.from_numpy(queries[:nq]).cuda()
-            seconds, _ = _timed(lambda q=q: torch.topk(q @ on_gpu.T, 100, dim=1), "cuda", reps)
+            seconds, _ = _timed(partial(_topk, q, on_gpu), "cuda", reps)
             rows.append(
                 {
                     "stage": "search",

@@ -1,8 +1,8 @@
 """Render the benchmark JSON in docs/results as the Markdown tables of docs/BENCHMARKS.md.
 
-python scripts/results_md.py ann docs/results/bench-ann-100000.json
-python scripts/results_md.py eval docs/results/eval-smvs-*.json
-python scripts/results_md.py load docs/results/bench-load.json
+python -m imsearch.bench.results_md ann docs/results/bench-ann-100000.json
+python -m imsearch.bench.results_md eval docs/results/eval-smvs-*.json
+python -m imsearch.bench.results_md load docs/results/bench-load.json
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def evals(paths: list[str]) -> str:
 
 
 def load(path: str) -> str:
-    from imsearch.evaluate.load_bench import format_load
+    from imsearch.bench.load import format_load
 
     return format_load(json.loads(Path(path).read_text()))
 

@@ -9,7 +9,7 @@ how often each ranks the query's own image first. tantivy scores with BM25, ours
 cosine; both are ranked shortlists ahead of geometric verification.
 
     pip install -e ".[bench]"   # tantivy
-    python scripts/bench_inverted_index.py --items 10000 \
+    python -m imsearch.bench.inverted_index --items 10000 \
         --json docs/results/bench-inverted-10000.json
 """
 

@@ -6,10 +6,11 @@ the rerank service's (descriptors again, local features as catalog BLOBs, a visu
 rebuilt at every start by quantizing every stored feature). The same items are built (same
 generator, same seeds) through its own API, its own services are started as processes, and
 the same JSON keys are measured. The old protobuf contract differs, so this runs entirely
-under the old checkout.
+under the old checkout — which is why it runs as a file, not with ``python -m`` (that would
+import today's ``imsearch`` package first).
 
     git worktree add var/baseline 5cae098
-    .venv/bin/python scripts/bench_scale_baseline.py var/baseline 10000 \
+    .venv/bin/python imsearch/bench/scale_baseline.py var/baseline 10000 \
         ../shared/data/smvs-dvd/images var/bench-scale-base docs/results/bench-scale-base-10000.json
 """
 # ruff: noqa: E402 - the old checkout's modules are imported after the path is set
@@ -37,13 +38,13 @@ exec(BOOTSTRAP)
 
 import httpx
 import numpy as np
-from imsearch.rerank.local_index import LocalIndex
 
-from imsearch.evaluate.ann_bench import synthetic_descriptors
+from imsearch.bench.ann import synthetic_descriptors
 from imsearch.features.local import LocalFeatures, SiftExtractor
 from imsearch.images import list_images, load_image
 from imsearch.index.catalog import Item
 from imsearch.index.store import IndexStore
+from imsearch.rerank.local_index import LocalIndex
 from imsearch.settings import Settings
 from services.common.codec import item_to_pb, local_to_pb, rerank_config_to_pb, vector_to_pb
 from services.contracts.v1 import messages_pb2 as pb

@@ -1,6 +1,6 @@
 """Cost of one service hop (HTTP + protobuf), for docs/BENCHMARKS.md (scripts/bench-services.sh).
 
-python -m services.bench_hop SEARCH_URL DATA_DIR
+python -m imsearch.bench.hop SEARCH_URL DATA_DIR
 """
 
 from __future__ import annotations

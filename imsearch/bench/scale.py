@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from imsearch.evaluate.ann_bench import synthetic_descriptors
+from imsearch.bench.ann import synthetic_descriptors
 from imsearch.features.local import LocalFeatures, SiftExtractor
 from imsearch.images import list_images, load_image
 from imsearch.index.catalog import Item

@@ -1,0 +1,94 @@
+"""Looking after a data directory: ``imsearch vocabulary``, ``stats`` and ``demo``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from imsearch.cli.common import (
+    CollectionName,
+    DataDir,
+    app,
+    fail,
+    settings,
+)
+from imsearch.errors import ImsearchError
+
+if TYPE_CHECKING:
+    pass
+
+
+@app.command()
+def vocabulary(
+    folder: Annotated[Path, typer.Argument(help="Images to learn the visual words from.")],
+    out: Annotated[Path, typer.Option(help="Where to write the vocabulary (.npy).")],
+    words: Annotated[
+        int | None, typer.Option(help="Words (default IMSEARCH_VOCABULARY_WORDS).")
+    ] = None,
+    images: Annotated[int, typer.Option(help="At most this many images, spread evenly.")] = 2000,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Learn a visual vocabulary from a folder of images, for IMSEARCH_VOCABULARY=FILE (the
+    shipped generic one was made this way: make generic-vocabulary)."""
+    from imsearch.rerank.visual_words import vocabulary_from_folder
+
+    cfg = settings(vocabulary_words=words)
+    try:
+        vocabulary, report = vocabulary_from_folder(
+            folder,
+            cfg.vocabulary_words,
+            cfg.local_max_side,
+            cfg.local_max_keypoints,
+            images,
+            progress,
+        )
+    except ImsearchError as exc:
+        raise fail(exc) from exc
+    out.parent.mkdir(parents=True, exist_ok=True)
+    import numpy as np
+
+    np.save(out, vocabulary.astype(np.float16))
+    typer.echo(f"{out}: {report}")
+
+
+@app.command()
+def stats(
+    data_dir: DataDir = None,
+    collection: CollectionName = "default",
+    list_all: Annotated[
+        bool, typer.Option("--list", help="List the data directory's collections instead.")
+    ] = False,
+) -> None:
+    """Print what a collection holds (or, with --list, which collections there are)."""
+    from imsearch import collection as collections
+    from imsearch.engine import open_store
+
+    cfg = settings(data_dir=data_dir)
+    if list_all:
+        found = [
+            {"name": name, "count": collections.count(cfg.data_dir, name)}
+            for name in collections.names(cfg.data_dir)
+        ]
+        typer.echo(json.dumps(found, indent=2))
+        return
+    try:
+        store = open_store(cfg, readonly=True, collection=collection)
+    except ImsearchError as exc:
+        raise fail(exc) from exc
+    typer.echo(json.dumps({"collection": collection, **store.stats()}, indent=2))
+
+
+@app.command()
+def demo(
+    folder: Annotated[Path, typer.Argument(help="Where to write the demo collection.")] = Path(
+        "var/demo"
+    ),
+) -> None:
+    """Write the bundled demo collection (scikit-image's sample photos) to FOLDER."""
+    from imsearch.demo import export_demo_collection
+
+    written = export_demo_collection(folder)
+    typer.echo(f"{len(written)} demo images in {folder}")
