@@ -172,7 +172,7 @@ bench-train: install  ## fine-tuning recipes on SMVS: train on covers 001-050, m
 train-smoke: install  ## a few minutes of fine-tuning on the bundled mini set, then eval loads it
 	$(BIN)/imsearch train tests/data/mini --out var/train-smoke --epochs 2 --tuples 12 --batch 3 \
 	  --negatives 3 --image-size 256
-	$(BIN)/imsearch --weights var/train-smoke/epoch-2.pt --pooling gem --regions 0 --max-side 512 \
+	$(BIN)/imsearch --weights var/train-smoke/epoch-2.pt --max-side 512 \
 	  eval tests/data/mini --rerank none --json var/train-smoke/eval.json
 
 clean:

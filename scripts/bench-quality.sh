@@ -12,7 +12,7 @@ BIN=${BIN:-.venv/bin}
 WORK=${WORK:-var/bench-quality}
 mkdir -p "$RESULTS" "$WORK"
 # The issue-14 default: a fixed 20 inliers decide, and only the whole photo is shortlisted.
-today() { env IMSEARCH_RERANK_MIN_INLIERS=20 IMSEARCH_RERANK_MIN_CONFIDENCE=0 IMSEARCH_RERANK_REGIONS=0 "$@"; }
+today() { env IMSEARCH_WEIGHTS=imagenet IMSEARCH_RERANK_MIN_INLIERS=20 IMSEARCH_RERANK_MIN_CONFIDENCE=0 IMSEARCH_RERANK_REGIONS=0 "$@"; }
 run() {  # run NAME ARGS…: under today's rule or the default
   local name=$1; shift
   if [ "$name" = today ]; then today "$BIN/imsearch" "$@"; else "$BIN/imsearch" "$@"; fi

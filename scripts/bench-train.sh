@@ -21,7 +21,9 @@ TRAIN=(--only-queries '*_00?' --only-queries '*_0[1-4]?' --only-queries '*_050'
        --only-db 'ref_00?' --only-db 'ref_0[1-4]?' --only-db 'ref_050' --only-db 'wall_*')
 TEST=(--only-queries '*_05[1-9]' --only-queries '*_0[6-9]?' --only-queries '*_100'
       --only-db 'ref_05[1-9]' --only-db 'ref_0[6-9]?' --only-db 'ref_100' --only-db 'wall_*')
+# the ImageNet network with GeM over the whole map: what these recipes started from
 GEM=(--pooling gem --regions 0)
+IMAGENET=(--weights imagenet)
 evaluate() {  # evaluate NAME [global options...]
   local name=$1; shift
   local out="$RESULTS/train-smvs-$name.json"
@@ -30,21 +32,21 @@ evaluate() {  # evaluate NAME [global options...]
   "$BIN/imsearch" "${GEM[@]}" "$@" eval "$SMVS" "${TEST[@]}" --rerank none --no-progress \
     --data-dir "$WORK/data-$name" --json "$out"
 }
-evaluate imagenet --whitening none
-evaluate imagenet-pca --whitening collection
+evaluate imagenet "${IMAGENET[@]}" --whitening none
+evaluate imagenet-pca "${IMAGENET[@]}" --whitening collection
 # Lw: learned from the training pairs into a fresh collection, which eval then fills and keeps.
 if [[ ! -f "$RESULTS/train-smvs-imagenet-lw.json" || -n "${FORCE:-}" ]]; then
   rm -rf "$WORK/data-imagenet-lw"
-  "$BIN/imsearch" "${GEM[@]}" whiten --data-dir "$WORK/data-imagenet-lw" --pairs "$SMVS" \
+  "$BIN/imsearch" "${GEM[@]}" "${IMAGENET[@]}" whiten --data-dir "$WORK/data-imagenet-lw" --pairs "$SMVS" \
     --only-queries '*_00?' --only-queries '*_0[1-4]?' --only-queries '*_050' --no-progress
-  "$BIN/imsearch" "${GEM[@]}" eval "$SMVS" "${TEST[@]}" --rerank none --no-progress \
+  "$BIN/imsearch" "${GEM[@]}" "${IMAGENET[@]}" eval "$SMVS" "${TEST[@]}" --rerank none --no-progress \
     --data-dir "$WORK/data-imagenet-lw" --json "$RESULTS/train-smvs-imagenet-lw.json"
 fi
 for recipe in contrastive:0 contrastive:0.5 triplet:0 triplet:0.5; do
   loss=${recipe%%:*}; sos=${recipe##*:}
   name="$loss-sos$sos"
   if [[ ! -f "$WORK/$name/epoch-$EPOCHS.pt" ]]; then
-    "$BIN/imsearch" train "$SMVS" "${TRAIN[@]}" --out "$WORK/$name" --loss "$loss" --sos "$sos" \
+    "$BIN/imsearch" "${GEM[@]}" "${IMAGENET[@]}" train "$SMVS" "${TRAIN[@]}" --out "$WORK/$name" --loss "$loss" --sos "$sos" \
       --epochs "$EPOCHS" --tuples "$TUPLES" --no-progress | tee "$WORK/$name.log"
   fi
   evaluate "$name" --weights "$WORK/$name/epoch-$EPOCHS.pt" --whitening none

@@ -150,6 +150,10 @@ def train(
             "cut": cfg.cut,
             "device": cfg.device,
         }
+        # the head the network is built with is the one it is used with (settings), unless
+        # the training settings name one
+        values.setdefault("pooling", cfg.pooling)
+        values.setdefault("regions", cfg.regions)
         config = TrainConfig(**values)
     except (OSError, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from exc
@@ -168,7 +172,7 @@ def train(
             progress,
             lambda e: typer.echo(
                 f"epoch {e['epoch']}: loss {e['loss']:.4f}, {e['seconds']:.0f} s, "
-                f"GeM p {e['gem_p'] or 0:.2f}; {config.epochs - e['epoch']} to go, "
+                f"{_pooling(e['gem_p'])}; {config.epochs - e['epoch']} to go, "
                 f"ETA {_duration(e['eta_s'])}"
             ),
         )
@@ -179,6 +183,10 @@ def train(
         f"--regions {config.regions} --cut {config.cut} --backbone {config.backbone} "
         "eval|index|serve ..."
     )
+
+
+def _pooling(gem_p: float | None) -> str:
+    return "MAC pooling" if gem_p is None else f"GeM p {gem_p:.2f}"
 
 
 def _duration(seconds: float) -> str:

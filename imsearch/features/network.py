@@ -82,5 +82,6 @@ def _check_trained_head(backbone: Backbone, pooling: str, regions: int) -> None:
         raise ConfigError(
             f"this checkpoint was trained with pooling={trained[0]}, regions={trained[1]} (not "
             f"{pooling}, {regions}): set IMSEARCH_POOLING={trained[0]} "
-            f"IMSEARCH_REGIONS={trained[1]}"
+            f"IMSEARCH_REGIONS={trained[1]} (or, for the ImageNet network, "
+            "IMSEARCH_WEIGHTS=imagenet)"
         )

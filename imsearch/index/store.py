@@ -40,6 +40,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from imsearch.errors import ConfigError, DimensionMismatch, IndexNotReady, ModelMismatch
+from imsearch.features.config import how_to_select
 from imsearch.features.whitening import PCAWhitening, learn_pca_whitening
 from imsearch.fsutil import write_atomic
 from imsearch.index.builder import BuildInfo, build_index, plan
@@ -150,7 +151,10 @@ class IndexStore:
         if model_id is not None and model_id != stored_model:
             raise ModelMismatch(
                 f"the collection in {self.data_dir} was indexed with model {stored_model}, "
-                f"not {model_id}; re-index it or use the same model settings"
+                f"not {model_id}: serve it with that model ({how_to_select(stored_model)}, and "
+                "the same pooling, regions and size as its id says), or re-index its images "
+                "with this one into a new data directory: imsearch index YOUR_IMAGES "
+                "--data-dir NEW_DIR"
             )
         if dim is not None and dim != int(stored_dim):
             raise DimensionMismatch(f"collection dimension is {stored_dim}, not {dim}")

