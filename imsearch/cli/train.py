@@ -36,14 +36,33 @@ def whiten(
         typer.Option(help="Learn from this labelled dataset's matching pairs (Lw) instead."),
     ] = None,
     only_queries: OnlyQueries = None,
+    self_supervised: Annotated[
+        bool,
+        typer.Option(
+            "--self-supervised",
+            help="Lw from synthetic photos of the collection's own images (no labels).",
+        ),
+    ] = False,
+    images: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --self-supervised: the originals (a folder, or a labelled set's "
+            "database) instead of the collection's stored thumbnails."
+        ),
+    ] = None,
+    views: Annotated[int, typer.Option(help="Synthetic photos per image.")] = 2,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """(Re-)learn the collection's whitening — PCA from its descriptors, or Lw from the
-    matching pairs of a labelled dataset — or remove it. The index is rebuilt with it."""
+    """(Re-)learn the collection's whitening — PCA from its descriptors, Lw from the matching
+    pairs of a labelled dataset or, self-supervised, from synthetic photos of its images — or
+    remove it. The index is rebuilt with it."""
     cfg = settings(data_dir=data_dir, whitening_shrinkage=shrinkage, whitening_dim=dim)
     try:
         if pairs is not None:
             _learn_lw(cfg, pairs, tuple(only_queries or ()), shrinkage, progress)
+            return
+        if self_supervised:
+            _learn_lw_from_views(cfg, images, views, shrinkage, progress)
             return
         from imsearch.engine import open_store
 
@@ -83,6 +102,30 @@ def _learn_lw(
         engine.store.set_whitening(learned)
     finally:
         engine.close()
+    typer.echo(f"whitening learned: {learned.info}")
+
+
+def _learn_lw_from_views(
+    cfg: Settings, images: Path | None, views: int, shrinkage: float | None, progress: bool
+) -> None:
+    import tempfile
+
+    from imsearch.engine import open_engine
+    from imsearch.features.whitening import LW_SHRINKAGE
+    from imsearch.train.lw import learn_lw_from_views
+
+    alpha = LW_SHRINKAGE if shrinkage is None else shrinkage
+    with tempfile.TemporaryDirectory(prefix="imsearch-lw-") as scratch:
+        data = _self_supervised_data(images, cfg, "default", Path(scratch))
+        engine = open_engine(cfg)
+        try:
+            learned = learn_lw_from_views(
+                engine.extractor, [s.path for s in data.pool], views, 0, cfg.whitening_dim,
+                alpha, progress,
+            )  # fmt: skip
+            engine.store.set_whitening(learned)
+        finally:
+            engine.close()
     typer.echo(f"whitening learned: {learned.info}")
 
 

@@ -278,6 +278,12 @@ def test_learned_whitening_from_training_queries_is_kept_by_eval(tmp_path: Path,
     assert report["whitening"].startswith("kept (lw: 3 pairs")
     assert report["n_queries"] == 3 and report["only_queries"] == ["droid_*", "e63_*"]
 
+    # self-supervised: from synthetic photos of the collection's own (stored) images, no labels
+    proc = run(["whiten", "--self-supervised", "--views", "1", "--no-progress"], env)
+    assert "synthetic pairs of 10 images" in proc.stdout
+    found = run(["query", str(MINI / "images" / "canon_004.jpg"), "-k", "1", "--json"], env)
+    assert json.loads(found.stdout)["results"][0]["id"] == "ref_004"
+
 
 @pytest.mark.parametrize(
     ("env", "message"),
