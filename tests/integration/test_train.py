@@ -46,3 +46,34 @@ def test_train_resume_and_evaluate_the_checkpoint(tmp_path: Path, fast_env) -> N
     wrong = run(["--weights", str(out / "epoch-2.pt"), "--pooling", "gem", "eval", str(MINI),
                  "--rerank", "none", "--no-progress"], fast_env, check=False)  # fmt: skip
     assert wrong.returncode == 2 and "trained with pooling=mac, regions=3" in wrong.stderr
+
+
+def test_an_exported_model_is_small_and_describes_as_the_checkpoint(tmp_path: Path) -> None:
+    """What ships: half precision, the recipe inside, the same descriptors (cosine)."""
+    import numpy as np
+    from PIL import Image
+
+    from imsearch.features.extractor import Extractor, ModelConfig
+    from imsearch.train.data import unlabelled
+    from imsearch.train.export import export_model
+    from imsearch.train.trainer import TrainConfig, train
+
+    config = TrainConfig(
+        epochs=1, tuples_per_epoch=2, batch_size=2, negatives=1, pool_size=4, image_size=96,
+        pooling="mac", regions=3, weights="imagenet", device="cpu",
+    )  # fmt: skip
+    listing = tmp_path / "images.tsv"
+    listing.write_text("package\tpath\n")
+    train(config, unlabelled(MINI / "images"), tmp_path / "run", progress=False)
+    shipped = tmp_path / "model.pt"
+    meta = export_model(tmp_path / "run" / "epoch-1.pt", shipped, listing, "test-v1")
+    trained = (tmp_path / "run" / "epoch-1.pt").stat().st_size
+    assert shipped.stat().st_size < 0.6 * trained
+    assert meta["model"] == "test-v1" and meta["recipe"]["config"]["pooling"] == "mac"
+    assert len(meta["recipe"]["training_images_sha256"]) == 64
+    img = Image.open(MINI / "images" / "canon_001.jpg").convert("RGB")
+    vectors = [
+        Extractor(ModelConfig(weights=path, max_side=256), device="cpu").describe([img])[0]
+        for path in (tmp_path / "run" / "epoch-1.pt", shipped)
+    ]
+    assert float(np.dot(*vectors)) > 0.999
