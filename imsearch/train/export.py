@@ -1,7 +1,8 @@
 """A training checkpoint made into a model to ship: the network only, half precision, with the
 recipe that made it.
 
-    python -m imsearch.train.export var/train-default/epoch-25.pt imsearch/data/models/lite0-ssl-v1.pt
+    python -m imsearch.train.export var/train-default/epoch-25.pt \
+        imsearch/data/models/lite0-ssl-v1.pt --list docs/training/default-model-images.tsv.gz
 
 ``epoch-N.pt`` already holds just the network; this keeps its ``features.*``, ``pool.p`` and
 ``whiten.*`` tensors as float16 (half the bytes; the extractor computes in float32 and the
