@@ -100,12 +100,23 @@ def make_extractors(settings: Settings) -> tuple[Extractor, SiftExtractor, SiftE
     )
     sift = make_sift(settings)
     query_side = min(settings.query_local_max_side or settings.local_max_side, sift.max_side)
-    return network, sift, SiftExtractor(query_side, settings.local_max_keypoints)
+    return (
+        network,
+        sift,
+        SiftExtractor(
+            query_side, settings.local_max_keypoints, settings.local_contrast, settings.local_clahe
+        ),
+    )
 
 
 def make_sift(settings: Settings) -> SiftExtractor:
     """The SIFT extractor of the collection's images."""
-    return SiftExtractor(settings.local_max_side, settings.local_max_keypoints)
+    return SiftExtractor(
+        settings.local_max_side,
+        settings.local_max_keypoints,
+        settings.local_contrast,
+        settings.local_clahe,
+    )
 
 
 def _open(

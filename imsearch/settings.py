@@ -83,6 +83,11 @@ class Settings(BaseSettings):
     local_features: bool = True
     local_max_side: int = Field(800, ge=64, le=4096)
     local_max_keypoints: int = Field(1000, ge=16, le=10_000)
+    #: SIFT's contrast threshold (OpenCV's default: 0.04) and local contrast equalisation
+    #: (CLAHE) before detection: pale, low-contrast and small objects keep enough keypoints.
+    #: Changing them needs no re-index (features of both kinds match each other).
+    local_contrast: float = Field(0.02, gt=0.0, le=0.2)
+    local_clahe: bool = True
     #: SIFT side of query photos, at most ``local_max_side`` (unset: that side). Changing it
     #: needs no re-index. 720 costs 15 % less SIFT time than 800 at the same mean mAP over
     #: SMVS and museum-dev (docs/BENCHMARKS.md §9).

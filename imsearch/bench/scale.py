@@ -43,7 +43,8 @@ from typing import Any
 import numpy as np
 
 from imsearch.bench.ann import synthetic_descriptors
-from imsearch.features.local import LocalFeatures, SiftExtractor
+from imsearch.engine import make_sift
+from imsearch.features.local import LocalFeatures
 from imsearch.images import list_images, load_image
 from imsearch.index.catalog import Item
 from imsearch.index.store import IndexStore
@@ -72,7 +73,7 @@ class ItemSource:
     """Deterministic items: item i's descriptor and perturbed copy of a real photo's features."""
 
     def __init__(self, config: ScaleConfig, settings: Settings) -> None:
-        sift = SiftExtractor(settings.local_max_side, settings.local_max_keypoints)
+        sift = make_sift(settings)
         paths = list_images(config.features_from)[:64]
         if not paths:
             raise SystemExit(f"no images in {config.features_from} to take local features from")

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from imsearch.engine import make_sift
 from imsearch.evaluate.datasets import load_dataset
-from imsearch.features.local import SiftExtractor
 from imsearch.images import load_image
 from imsearch.index.catalog import Item
 from imsearch.index.store import IndexStore
@@ -41,7 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     dataset = load_dataset(args.dataset)
     base = Settings()
-    sift = SiftExtractor(base.local_max_side, base.local_max_keypoints)
+    sift = make_sift(base)
     extract = lambda p: sift.extract(load_image(p))  # noqa: E731
     database = [extract(p).to_bytes() for p in tqdm(dataset.database_paths, desc="database")]
     queries = [extract(q.path) for q in tqdm(dataset.queries, desc="queries")]

@@ -66,23 +66,49 @@ class LocalFeatures:
         return cls(xy, sift, width, height)
 
 
-class SiftExtractor:
-    """SIFT on the grey image resized to ``max_side``; keeps the strongest ``max_keypoints``."""
+#: OpenCV's SIFT contrast threshold: what its detector keeps by default.
+OPENCV_CONTRAST = 0.04
 
-    def __init__(self, max_side: int = 800, max_keypoints: int = 1000) -> None:
+
+class SiftExtractor:
+    """SIFT on the grey image resized to ``max_side``; keeps the strongest ``max_keypoints``.
+
+    ``clahe`` equalises the grey image's contrast locally first (OpenCV's CLAHE, 8×8 tiles)
+    and ``contrast_threshold`` below OpenCV's 0.04 keeps weaker extrema: a pale painting
+    behind glass, small in a street or museum photo, otherwise yields a few dozen keypoints
+    (docs/BENCHMARKS.md §14). The strongest ``max_keypoints`` are kept either way.
+    """
+
+    def __init__(
+        self,
+        max_side: int = 800,
+        max_keypoints: int = 1000,
+        contrast_threshold: float = OPENCV_CONTRAST,
+        clahe: bool = False,
+    ) -> None:
         self.max_side = max_side
         self.max_keypoints = max_keypoints
+        self.contrast_threshold = contrast_threshold
+        self.clahe = clahe
 
     @property
     def config_id(self) -> str:
-        return f"sift{self.max_keypoints}@{self.max_side}"
+        base = f"sift{self.max_keypoints}@{self.max_side}"
+        if self.contrast_threshold != OPENCV_CONTRAST:
+            base += f"/c{self.contrast_threshold:g}"
+        return base + ("/clahe" if self.clahe else "")
 
     def extract(self, image: Image.Image) -> LocalFeatures:
         small = resize_max_side(image, self.max_side) if max(image.size) > self.max_side else image
+        cv2 = require("cv2")
         grey = np.asarray(small.convert("L"))
+        if self.clahe:
+            grey = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8)).apply(grey)
         # A detector per call: creating one costs microseconds, sharing one across the
         # indexing threads is not documented as safe.
-        detector = require("cv2").SIFT.create(nfeatures=self.max_keypoints)
+        detector = cv2.SIFT.create(
+            nfeatures=self.max_keypoints, contrastThreshold=self.contrast_threshold
+        )
         keypoints, descriptors = detector.detectAndCompute(grey, None)
         if descriptors is None or not keypoints:
             return LocalFeatures(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imsearch.features.local import SiftExtractor
+from imsearch.engine import make_sift
 from imsearch.index.store import IndexStore
 from imsearch.indexing import index_source
 from imsearch.rerank.confidence import shipped_model
@@ -30,7 +30,7 @@ def server(tmp_path_factory, fast_extractor) -> Iterator[str]:
     for path in (MINI / "images").glob("*.jpg"):
         if path.stem.startswith(("ref_", "wall_")):
             (root / path.name).write_bytes(path.read_bytes())
-    sift = SiftExtractor(settings.local_max_side, settings.local_max_keypoints)
+    sift = make_sift(settings)
     index_source(root, store, fast_extractor, settings.image_limits(), progress=False, sift=sift)
     store.close()
 

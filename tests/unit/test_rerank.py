@@ -121,3 +121,17 @@ def test_method_strings_and_fusion() -> None:
     assert list(fuse("rrf", ["x", "a"], ["y", "a"]))[:1] == ["a"]  # in both lists: first
     assert list(fuse("global", visual, global_)) == ["c", "a", "d", "b"]
     assert list(fuse("visual", visual, global_)) == ["a", "b", "c", "d"]
+
+
+def test_contrast_adaptive_sift_finds_a_pale_small_painting() -> None:
+    """A cover washed out to a third of its contrast, small in a grey photo: CLAHE and a lower
+    contrast threshold keep keypoints on it that OpenCV's default detector drops."""
+    cover = np.asarray(load_image(MINI / "images" / "ref_003.jpg").convert("RGB"), np.float32)
+    pale = (cover * 0.3 + 170).astype(np.uint8)
+    photo = Image.new("RGB", (960, 720), (150, 150, 150))
+    photo.paste(Image.fromarray(pale).resize((240, 240)), (360, 240))
+    plain = SiftExtractor(800, 1000).extract(photo)
+    adaptive = SiftExtractor(800, 1000, contrast_threshold=0.02, clahe=True).extract(photo)
+    assert len(adaptive) > 2 * len(plain)
+    inside = (adaptive.xy[:, 0] > 290) & (adaptive.xy[:, 0] < 510)  # 800/960 of the paste
+    assert inside.mean() > 0.8  # spent on the painting, not on the flat wall

@@ -95,7 +95,10 @@ def test_query_photos_get_the_query_sift_side(fast_settings) -> None:
     assert max(added[0].width, added[0].height) == 480  # the photo's own size: never enlarged
     assert max(asked[0].width, asked[0].height) == 300
     # The query cache is keyed by what the query's features depend on.
-    assert extractor.local_id == "sift1000@300" and sift.config_id == "sift1000@800"
+    assert extractor.local_id == "sift1000@300/c0.02/clahe"
+    assert sift.config_id == "sift1000@800/c0.02/clahe"
+    plain = settings.model_copy(update={"local_contrast": 0.04, "local_clahe": False})
+    assert make_extractors(plain)[2].config_id == "sift1000@300"  # OpenCV's own detector
     # The default query side (720) never exceeds the collection's.
     assert fast_settings.query_local_max_side == 720
     capped = fast_settings.model_copy(update={"local_max_side": 256, "runtime": "torch"})
