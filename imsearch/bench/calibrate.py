@@ -170,6 +170,42 @@ def calibrate(
     }
 
 
+def cross_domain(
+    records: Sequence[QueryRecord],
+    max_false_no_match: dict[str, float],
+    min_inliers: int,
+    margin: float = 0.5,
+) -> list[dict[str, Any]]:
+    """Does a calibration carry over? For each set: weights fitted on it alone, the threshold
+    chosen on it with its false no-match bound tightened by ``margin`` (a 2 % bound becomes
+    1 %), then measured on every *other* set, which it never saw — one row per direction."""
+    names = list(dict.fromkeys(r.dataset for r in records))
+    rows = []
+    for source in names:
+        mine = [r for r in records if r.dataset == source]
+        model = MatchModel(tuple(fit(mine)), 0.5)
+        bound = {source: max_false_no_match[source] * (1 - margin)}
+        threshold, _ = choose_threshold(query_scores(mine, model, min_inliers), bound)
+        tuned = MatchModel(model.weights, threshold)
+        for target in names:
+            if target == source:
+                continue
+            scores = query_scores([r for r in records if r.dataset == target], tuned, min_inliers)
+            point = no_match_curve(
+                scores[target]["present"], scores[target]["absent"], (threshold,)
+            )[0]
+            rows.append(
+                {
+                    "fitted_on": source,
+                    "measured_on": target,
+                    "threshold": threshold,
+                    "false_no_match": point["false_no_match"],
+                    "no_match_recall": point["no_match_recall"],
+                }
+            )
+    return rows
+
+
 def records_to_json(records: Sequence[QueryRecord]) -> list[dict[str, Any]]:
     return [
         {

@@ -239,7 +239,13 @@ def bench_calibrate(
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Fit the confidence of a verification and choose the no-match threshold (cross-validated)."""
-    from imsearch.bench.calibrate import calibrate, collect, records_from_json, records_to_json
+    from imsearch.bench.calibrate import (
+        calibrate,
+        collect,
+        cross_domain,
+        records_from_json,
+        records_to_json,
+    )
     from imsearch.evaluate.datasets import load_dataset
     from imsearch.evaluate.runner import EvalOptions
 
@@ -263,6 +269,7 @@ def bench_calibrate(
     names = list(dict.fromkeys(r.dataset for r in found))
     limits = dict(zip(names, bounds * len(names) if len(bounds) == 1 else bounds, strict=True))
     report = calibrate(found, limits, cfg.rerank_min_inliers)
+    report["cross_domain"] = cross_domain(found, limits, cfg.rerank_min_inliers)
     report["command"] = "imsearch bench calibrate " + " ".join(str(d) for d in dataset_dirs)
     json_out.parent.mkdir(parents=True, exist_ok=True)
     json_out.write_text(json.dumps(report, indent=2))
@@ -272,6 +279,12 @@ def bench_calibrate(
         typer.echo(
             f"{name}: no-match recall {100 * point['no_match_recall']:.1f} %, "
             f"false no-match {100 * point['false_no_match']:.1f} % (held out)"
+        )
+    for row in report["cross_domain"]:
+        typer.echo(
+            f"fitted on {row['fitted_on']} (threshold {row['threshold']}), measured on "
+            f"{row['measured_on']}: false no-match {100 * row['false_no_match']:.1f} %, "
+            f"no-match recall {100 * row['no_match_recall']:.1f} %"
         )
     if model_out:
         model_out.write_text(json.dumps({**model, "source": report["command"]}, indent=2) + "\n")

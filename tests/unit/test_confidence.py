@@ -77,3 +77,21 @@ def test_threshold_choice_prefers_recall_within_the_bounds() -> None:
     threshold, curves = choose_threshold(scores, {"x": 0.0})
     assert 0.5 < threshold <= 0.6  # the highest that still answers every present photo
     assert curves["x"][0]["threshold"] == 0.0
+
+
+def test_cross_domain_rows_fit_on_one_set_and_measure_on_the_other() -> None:
+    from imsearch.bench.calibrate import cross_domain
+
+    rng = np.random.default_rng(5)
+    # "b" is harder: its right images verify with fewer inliers than "a"'s
+    records = _records("a", rng, 100) + [
+        QueryRecord(r.dataset, r.query, True, np.where(r.labels == 1, r.inliers / 4, r.inliers),
+                    r.matches, r.labels)
+        for r in _records("b", rng, 100)
+    ]  # fmt: skip
+    rows = cross_domain(records, {"a": 0.02, "b": 0.02}, min_inliers=4)
+    assert [(r["fitted_on"], r["measured_on"]) for r in rows] == [("a", "b"), ("b", "a")]
+    a_to_b, b_to_a = rows
+    # fitted on the easy set, the harder one loses more of its present photos than it did
+    assert a_to_b["false_no_match"] > b_to_a["false_no_match"]
+    assert all(0.0 <= r["no_match_recall"] <= 1.0 for r in rows)
