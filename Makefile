@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 SHARED ?= ../shared/data
 RESULTS ?= docs/results
 
-.PHONY: install run test test-all system-deps container-deps images image-bulk compose-smoke clients validate lint eval bench bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-scale bench-speed bench-quality gpu-check gpu-wheels bench-inverted bench-train bench-filter bench-bulk generic-vocabulary train-smoke clean
+.PHONY: install run test test-all system-deps container-deps images image-bulk compose-smoke clients validate lint eval bench bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-scale bench-speed bench-quality bench-model default-model gpu-check gpu-wheels bench-inverted bench-train bench-filter bench-bulk generic-vocabulary train-smoke clean
 
 $(STAMP): pyproject.toml clients/python/setup.py clients/typescript/package-lock.json
 	$(PYTHON) -m venv $(VENV)
@@ -125,6 +125,29 @@ bench-speed: install  ## default pipeline against scripts/reference.env, back to
 
 bench-quality: install  ## issue 18: today's answer rule against the default, both dev sets, +4k (~2 h from scratch)
 	BIN=$(BIN) scripts/bench-quality.sh $(SHARED) $(RESULTS)
+
+bench-model: install  ## issues 26/27: today's model and SIFT against the default, four dev sets, adaptation, cross-domain no-match (~3 h)
+	BIN=$(BIN) scripts/bench-model.sh $(SHARED) $(RESULTS)
+
+# The shipped retrieval model, from scratch: Debian packages' images (never a benchmark's),
+# self-supervised Lw on the ImageNet network, then end-to-end fine-tuning (hours on 2 cores;
+# the same command uses CUDA where there is a GPU). docs/training/ lists what it trains on.
+TRAIN_PACKAGES := sway-backgrounds desktop-base endless-sky-data xplanet-images ktuberling-data \
+	neverball-data extremetuxracer-data freeciv-data debian-edu-artwork-emerald \
+	debian-edu-artwork-homeworld debian-edu-artwork-spacefun gcompris-qt-data stellarium-data \
+	supertuxkart-data hedgewars-data palapeli-data kmahjongg gimp-data krita-data \
+	warzone2100-data kstars-data marble-data
+default-model: install  ## train imsearch/data/models/lite0-ssl-v1.pt again (hours; resumable)
+	mkdir -p var/train-src && cd var/train-src && apt-get download $(TRAIN_PACKAGES)
+	cd var/train-src && for d in *.deb; do n=$${d%%_*}; [ -d x/$$n ] || { mkdir -p x/$$n; dpkg-deb -x $$d x/$$n; }; done
+	$(BIN)/python -m imsearch.train.corpus var/train-src/x --out var/train-images \
+	  --list var/train-images.tsv.gz --exclude $(SHARED)
+	cmp var/train-images.tsv.gz docs/training/default-model-images.tsv.gz || echo "note: the image list differs from the shipped model's"
+	$(BIN)/python -m imsearch.train.lw_start var/train-images var/train-default/start.pt
+	$(BIN)/imsearch --weights var/train-default/start.pt train var/train-images --self-supervised \
+	  --out var/train-default --config docs/training/default-model.json $(if $(wildcard var/train-default/last.pt),--resume)
+	$(BIN)/python -m imsearch.train.export var/train-default/epoch-$$($(BIN)/python -c 'import json; print(json.load(open("docs/training/default-model.json"))["epochs"])').pt \
+	  imsearch/data/models/lite0-ssl-v1.pt --list docs/training/default-model-images.tsv.gz
 
 # What a GPU machine's Python lacks to import the extractor (scripts/gpu-check.sh installs
 # them into a scratch folder there); GPU_PYTHON is that machine's Python version.
