@@ -152,6 +152,7 @@ def test_a_killed_driver_resumes_to_the_same_collection(tmp_path: Path) -> None:
     assert killed.info(ids) == clean.info(ids)
 
 
+@pytest.mark.slow  # two Ray runs in subprocesses, ~90 s: make test-all
 def test_with_a_search_service_running_the_bulk_job_writes_through_it(tmp_path: Path) -> None:
     """The search service owns the data directory (its one writer): --engine ray with
     IMSEARCH_SEARCH_URL sends the finished batches to it, into a collection it creates."""
