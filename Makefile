@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 SHARED ?= ../shared/data
 RESULTS ?= docs/results
 
-.PHONY: install run test test-all system-deps container-deps images image-bulk compose-smoke clients validate lint eval bench bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-scale bench-speed bench-quality bench-model default-model gpu-check gpu-wheels bench-inverted bench-train bench-filter bench-bulk generic-vocabulary train-smoke clean
+.PHONY: install run test test-all system-deps container-deps images image-bulk compose-smoke clients validate lint eval bench bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-scale bench-speed bench-quality bench-model default-model finetune-model gpu-check gpu-wheels bench-inverted bench-train bench-filter bench-bulk generic-vocabulary train-smoke clean
 
 $(STAMP): pyproject.toml clients/python/setup.py clients/typescript/package-lock.json
 	$(PYTHON) -m venv $(VENV)
@@ -130,24 +130,29 @@ bench-model: install  ## issues 26/27: today's model and SIFT against the defaul
 	BIN=$(BIN) scripts/bench-model.sh $(SHARED) $(RESULTS)
 
 # The shipped retrieval model, from scratch: Debian packages' images (never a benchmark's),
-# self-supervised Lw on the ImageNet network, then end-to-end fine-tuning (hours on 2 cores;
-# the same command uses CUDA where there is a GPU). docs/training/ lists what it trains on.
+# then a whitening learnt (Lw) from 3 synthetic photos of each on the ImageNet network
+# (~25 min on 2 cores). End-to-end fine-tuning from there (`make finetune-model`: hours; CUDA
+# where there is a GPU) measured worse on 2 cores (docs/BENCHMARKS.md §14) and is not shipped.
+# docs/training/ lists what it learns from.
 TRAIN_PACKAGES := sway-backgrounds desktop-base endless-sky-data xplanet-images ktuberling-data \
 	neverball-data extremetuxracer-data freeciv-data debian-edu-artwork-emerald \
 	debian-edu-artwork-homeworld debian-edu-artwork-spacefun gcompris-qt-data stellarium-data \
 	supertuxkart-data hedgewars-data palapeli-data kmahjongg gimp-data krita-data \
 	warzone2100-data kstars-data marble-data
-default-model: install  ## train imsearch/data/models/lite0-ssl-v1.pt again (hours; resumable)
+var/train-default/start.pt:
 	mkdir -p var/train-src && cd var/train-src && apt-get download $(TRAIN_PACKAGES)
 	cd var/train-src && for d in *.deb; do n=$${d%%_*}; [ -d x/$$n ] || { mkdir -p x/$$n; dpkg-deb -x $$d x/$$n; }; done
 	$(BIN)/python -m imsearch.train.corpus var/train-src/x --out var/train-images \
 	  --list var/train-images.tsv.gz --exclude $(SHARED)
 	cmp var/train-images.tsv.gz docs/training/default-model-images.tsv.gz || echo "note: the image list differs from the shipped model's"
-	$(BIN)/python -m imsearch.train.lw_start var/train-images var/train-default/start.pt
+	$(BIN)/python -m imsearch.train.lw_start var/train-images var/train-default/start.pt \
+	  --views 3
+default-model: install var/train-default/start.pt  ## make imsearch/data/models/lite0-ssl-v1.pt again (~30 min)
+	$(BIN)/python -m imsearch.train.export var/train-default/start.pt \
+	  imsearch/data/models/lite0-ssl-v1.pt --list docs/training/default-model-images.tsv.gz
+finetune-model: install var/train-default/start.pt  ## fine-tune the shipped model end to end (hours; resumable)
 	$(BIN)/imsearch --weights var/train-default/start.pt train var/train-images --self-supervised \
 	  --out var/train-default --config docs/training/default-model.json $(if $(wildcard var/train-default/last.pt),--resume)
-	$(BIN)/python -m imsearch.train.export var/train-default/epoch-$$($(BIN)/python -c 'import json; print(json.load(open("docs/training/default-model.json"))["epochs"])').pt \
-	  imsearch/data/models/lite0-ssl-v1.pt --list docs/training/default-model-images.tsv.gz
 
 # What a GPU machine's Python lacks to import the extractor (scripts/gpu-check.sh installs
 # them into a scratch folder there); GPU_PYTHON is that machine's Python version.

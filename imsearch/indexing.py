@@ -231,8 +231,10 @@ def maybe_learn_whitening(store: IndexStore, settings: Settings) -> str:
         if store.whitening is not None:
             store.clear_whitening()
         return "none"
-    if store.whitening is not None:
+    if store.whitening is not None:  # learnt before, or by `imsearch whiten` (Lw): kept
         return f"kept ({store.whitening.info.get('source', '')})"
+    if not settings.collection_whitening():
+        return "none (the model carries its own)"
     count = store.catalog.count()
     if count < settings.whitening_min_images:
         message = (

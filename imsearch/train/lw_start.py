@@ -3,7 +3,8 @@ layer learned (Lw) from synthetic photos of the training images — as a checkpo
 
     python -m imsearch.train.lw_start var/train-images var/train-default/start.pt
 
-Lw is closed-form and takes minutes; it is also a model on its own (docs/BENCHMARKS.md §14),
+Lw is closed-form and takes minutes (25 for the shipped model's 1,531 images × 3 views on 2
+cores); it is the shipped model (docs/BENCHMARKS.md §14),
 and a starting whitening that already knows which directions photos move a descriptor along
 is what end-to-end fine-tuning then refines (Radenović et al. initialise theirs the same way).
 """
@@ -25,11 +26,13 @@ from imsearch.train.lw import learn_lw_from_views
 
 
 def lw_start(
-    images: Path, out: Path, n_images: int = 600, views: int = 2, seed: int = 0
+    images: Path, out: Path, n_images: int | None = None, views: int = 3, seed: int = 0
 ) -> dict[str, str]:
-    """Write the starting checkpoint to ``out``; returns the whitening's description."""
+    """Write the starting checkpoint to ``out``; returns the whitening's description.
+    ``n_images``: an even spread of that many of the images (None: all of them)."""
     paths = list_images(images)
-    paths = paths[:: max(1, len(paths) // n_images)][:n_images]
+    if n_images is not None:
+        paths = paths[:: max(1, len(paths) // n_images)][:n_images]
     config = ModelConfig(weights=Path(IMAGENET))
     extractor = Extractor(config, device="cpu", batch_size=1, runtime="auto")
     lw = learn_lw_from_views(extractor, paths, views, seed)
@@ -57,8 +60,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("images", type=Path)
     parser.add_argument("out", type=Path)
-    parser.add_argument("--images-used", type=int, default=600)
-    parser.add_argument("--views", type=int, default=2)
+    parser.add_argument("--images-used", type=int, default=None)
+    parser.add_argument("--views", type=int, default=3)
     args = parser.parse_args()
     info = lw_start(args.images, args.out, args.images_used, args.views)
     print(f"{args.out}: {info}")

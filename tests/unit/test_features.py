@@ -336,3 +336,30 @@ def test_in_process_extraction_runs_at_most_its_concurrency_at_once(fast_extract
         thread.join()
     assert state["most"] == 2 and len(results) == 6
     assert all(np.allclose(r, results[0], atol=1e-5) for r in results)
+
+
+def test_the_shipped_model_is_packaged_small_and_says_what_made_it() -> None:
+    """The default weights ship with the package: a few MB of float16, the id the mismatch
+    message recognises, the SHA-256 of the listed training images, and its own whitening —
+    so a collection learns none on top by default, while the ImageNet network still does."""
+    import hashlib
+
+    from imsearch.features.config import how_to_select, shipped_weights_path
+    from imsearch.features.trunks import file_sha256
+    from imsearch.settings import Settings
+
+    path = shipped_weights_path()
+    assert path.is_file() and path.stat().st_size < 10_000_000
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    meta, state = raw["meta"], raw["state_dict"]
+    assert meta["model"] == "lite0-ssl-v1" and meta["architecture"] == "efficientnet_lite0"
+    listing = Path(__file__).parents[2] / "docs" / "training" / "default-model-images.tsv.gz"
+    expected = hashlib.sha256(listing.read_bytes()).hexdigest()
+    assert meta["recipe"]["training_images_sha256"] == expected
+    assert {v.dtype for v in state.values() if v.is_floating_point()} == {torch.float16}
+    assert state["whiten.weight"].shape[0] == state["whiten.weight"].shape[1]
+    digest = file_sha256(str(path))[:12]
+    assert "shipped" in how_to_select(f"efficientnet_lite0.blocks@{digest}/mac/r3/1024x1")
+    assert not Settings().collection_whitening()
+    assert Settings(weights=Path("imagenet")).collection_whitening()
+    assert not Settings(whitening="none", weights=Path("imagenet")).collection_whitening()
