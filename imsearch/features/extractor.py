@@ -13,7 +13,7 @@ from PIL import Image
 
 from imsearch.errors import ConfigError
 from imsearch.features.backbones import build_backbone
-from imsearch.features.config import MULTI_SCALES, ModelConfig, Pooling
+from imsearch.features.config import MULTI_SCALES, ModelConfig, Pooling, backbone_weights
 from imsearch.features.network import RetrievalNet
 from imsearch.features.runtime import TrunkFn, build_trunk, default_threads, resolve_runtime
 from imsearch.images import resize_max_side
@@ -51,7 +51,7 @@ class Extractor:
         self.config = config
         self.device = resolve_device(device)
         self.batch_size = max(1, batch_size)
-        backbone = build_backbone(config.backbone, config.weights, config.cut)
+        backbone = build_backbone(config.backbone, backbone_weights(config), config.cut)
         self.net = RetrievalNet(backbone, config.pooling, config.gem_p, config.regions)
         self.net.to(self.device).eval()
         self.model_id = make_model_id(config, backbone.weights_sha256, self.net.gem_p)

