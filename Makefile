@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 SHARED ?= ../shared/data
 RESULTS ?= docs/results
 
-.PHONY: install run test test-all system-deps container-deps images image-bulk compose-smoke clients validate lint eval bench bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-scale bench-speed bench-quality bench-model default-model finetune-model gpu-check gpu-wheels bench-inverted bench-train bench-filter bench-bulk generic-vocabulary train-smoke clean
+.PHONY: install run test test-all system-deps container-deps images image-bulk compose-smoke clients validate lint eval bench bench-features bench-ann bench-rerank bench-services bench-soak bench-restart bench-scale bench-speed bench-quality bench-model default-model finetune-model gpu-check gpu-wheels bench-inverted bench-train bench-filter bench-bulk generic-vocabulary generic-codebooks train-smoke clean
 
 $(STAMP): pyproject.toml clients/python/setup.py clients/typescript/package-lock.json
 	$(PYTHON) -m venv $(VENV)
@@ -193,6 +193,12 @@ generic-vocabulary: install  ## the shipped vocabulary, from Debian's stellarium
 	mkdir -p var/generic-vocab && cd var/generic-vocab && apt-get download stellarium-data sway-backgrounds
 	cd var/generic-vocab && for d in *.deb; do dpkg-deb -x $$d x; done
 	$(BIN)/imsearch vocabulary var/generic-vocab/x/usr/share --out imsearch/data/vocabulary-generic.npy
+
+generic-codebooks: install  ## the shipped PQ codebooks of RootSIFT (IMSEARCH_LOCAL_ENCODING=pq16|pq32), from the same images
+	mkdir -p var/generic-vocab && cd var/generic-vocab && apt-get download stellarium-data sway-backgrounds
+	cd var/generic-vocab && for d in *.deb; do dpkg-deb -x $$d x; done
+	for m in 16 32; do $(BIN)/imsearch codebook var/generic-vocab/x/usr/share --m $$m \
+	  --out imsearch/data/local-pq$$m-generic.npy; done
 
 bench-train: install  ## fine-tuning recipes on SMVS: train on covers 001-050, measure on 051-100
 	scripts/bench-train.sh $(SHARED) $(RESULTS)

@@ -337,7 +337,15 @@ class Collections:
             raise IndexNotReady(f"the collection {name!r} has no images yet")
         saved = saved_spec(self.root, name)
         spec = str(saved.get("index_spec", self.settings.index_spec))
-        store = IndexStore(folder, model_id, dim, spec, self.readonly, lock_dir=self.root)
+        store = IndexStore(
+            folder,
+            model_id,
+            dim,
+            spec,
+            self.readonly,
+            lock_dir=self.root,
+            local_encoding=self.settings.local_encoding,
+        )
         words, finder = collection_stages(store, self.settings.local_features)
         pointer = folder / SNAPSHOT_FILE
         mtime = pointer.stat().st_mtime if pointer.exists() else 0.0

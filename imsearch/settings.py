@@ -19,6 +19,7 @@ from imsearch.features.config import (
     backbone_weights,
     shipped_weights_path,
 )
+from imsearch.features.local_codes import LocalEncoding
 from imsearch.images import ImageLimits
 from imsearch.index.vectors import SearchKnobs
 from imsearch.rerank.reranker import RerankConfig
@@ -97,6 +98,11 @@ class Settings(BaseSettings):
     #: Changing them needs no re-index (features of both kinds match each other).
     local_contrast: float = Field(0.02, gt=0.0, le=0.2)
     local_clahe: bool = True
+    #: How a collection stores its keypoints' descriptors: ``sift8``, raw SIFT (128 bytes
+    #: each); ``pq16`` / ``pq32``, product-quantisation codes of the shipped codebook (16 / 32
+    #: bytes; docs/BENCHMARKS.md §15). Applies to what is written from then on; every reader
+    #: reads every encoding, so changing it needs no re-index.
+    local_encoding: LocalEncoding = "sift8"
     #: SIFT side of query photos, at most ``local_max_side`` (unset: that side). Changing it
     #: needs no re-index. 720 costs 15 % less SIFT time than 800 at the same mean mAP over
     #: SMVS and museum-dev (docs/BENCHMARKS.md §9).

@@ -101,7 +101,9 @@ def build(
     """The collection, through the bulk path; returns build timings and the vocabulary used."""
     data = config.work / "data"
     shutil.rmtree(data, ignore_errors=True)
-    store = IndexStore(data, MODEL_ID, config.dim, settings.index_spec)
+    store = IndexStore(
+        data, MODEL_ID, config.dim, settings.index_spec, local_encoding=settings.local_encoding
+    )
     words = VisualWords(store)
     started = time.perf_counter()
     vocabulary_s, vocabulary = 0.0, "none"

@@ -1,4 +1,5 @@
-"""Looking after a data directory: ``imsearch vocabulary``, ``stats`` and ``demo``."""
+"""Looking after a data directory: ``imsearch vocabulary``, ``codebook``, ``stats`` and
+``demo``."""
 
 from __future__ import annotations
 
@@ -52,6 +53,37 @@ def vocabulary(
 
     np.save(out, vocabulary.astype(np.float16))
     typer.echo(f"{out}: {report}")
+
+
+@app.command()
+def codebook(
+    folder: Annotated[Path, typer.Argument(help="Images to learn the codebook from.")],
+    out: Annotated[Path, typer.Option(help="Where to write the centroids (.npy).")],
+    m: Annotated[int, typer.Option(help="Bytes per keypoint (sub-quantisers).")] = 16,
+    images: Annotated[int, typer.Option(help="At most this many images, spread evenly.")] = 2000,
+    sample: Annotated[int, typer.Option(help="At most this many descriptors.")] = 300_000,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Learn a product-quantisation codebook of RootSIFT from a folder of images, with the
+    collection's SIFT settings (the shipped ones: make generic-codebooks)."""
+    import time
+
+    import numpy as np
+
+    from imsearch.engine import make_sift
+    from imsearch.features.local import rootsift_sample
+    from imsearch.features.local_codes import learn_codebook
+
+    started = time.perf_counter()
+    try:
+        found, count = rootsift_sample(folder, make_sift(settings()), images, sample, progress)
+        centroids = learn_codebook(found, m)
+    except ImsearchError as exc:
+        raise fail(exc) from exc
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, centroids.astype(np.float32))
+    seconds = time.perf_counter() - started
+    typer.echo(f"{out}: pq{m} from {len(found):,} descriptors of {count} images in {seconds:.0f} s")
 
 
 @app.command()

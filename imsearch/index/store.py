@@ -41,6 +41,7 @@ import numpy as np
 
 from imsearch.errors import ConfigError, DimensionMismatch, IndexNotReady, ModelMismatch
 from imsearch.features.config import how_to_select
+from imsearch.features.local import stored_form
 from imsearch.features.whitening import PCAWhitening, learn_pca_whitening
 from imsearch.fsutil import write_atomic
 from imsearch.index.builder import BuildInfo, build_index, plan
@@ -92,11 +93,14 @@ class IndexStore:
         spec: str = "exact",
         readonly: bool = False,
         lock_dir: str | Path | None = None,
+        local_encoding: str = "sift8",
     ) -> None:
         """``lock_dir``: whose writer lock a writable store holds (default ``data_dir``; a
-        named collection holds its whole data directory's, see :mod:`imsearch.collection`)."""
+        named collection holds its whole data directory's, see :mod:`imsearch.collection`).
+        ``local_encoding``: how added local features are stored (``Settings.local_encoding``)."""
         self.data_dir = Path(data_dir)
         self.readonly = readonly
+        self.local_encoding = local_encoding
         catalog_path = self.data_dir / CATALOG_FILE
         if readonly and not catalog_path.exists():
             raise IndexNotReady(f"no collection in {self.data_dir}: index some images first")
@@ -410,7 +414,8 @@ class IndexStore:
                 )
         with self._lock:
             # Features first (fsynced): the catalog's commit is what makes them referenced.
-            written = iter(self._feature_writer.append([i.local for i in items if i.local]))
+            payloads = [stored_form(i.local, self.local_encoding) for i in items if i.local]
+            written = iter(self._feature_writer.append(payloads))
             refs = [next(written) if i.local else None for i in items]
             ids = self.catalog.upsert(items, refs)
             self._catch_up()

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from imsearch.errors import ConfigError, ImsearchError
+from imsearch.errors import ConfigError
 from imsearch.features.local import LocalFeatures
 from imsearch.fsutil import replace_atomic, write_atomic
 from imsearch.index.store import IndexStore
@@ -320,31 +320,15 @@ def vocabulary_from_folder(
 ) -> tuple[np.ndarray, str]:
     """A vocabulary of ``words`` learned from the SIFT descriptors (at most ``sift_keypoints``
     per image, at ``sift_side`` px) of a folder's images: a generic one."""
-    from tqdm import tqdm
+    from imsearch.features.local import SiftExtractor, rootsift_sample
 
-    from imsearch.features.local import SiftExtractor
-    from imsearch.images import list_images, load_image
-
-    paths = list_images(folder)
-    if not paths:
-        raise ConfigError(f"no images in {folder}")
-    chosen = paths[:: max(1, len(paths) // max_images)][:max_images]
-    sift = SiftExtractor(sift_side, sift_keypoints)
     started = time.perf_counter()
-    descriptors = []
-    for path in tqdm(chosen, unit="img", disable=not progress, desc="features"):
-        try:
-            descriptors.append(sift.extract(load_image(path)).rootsift())
-        except ImsearchError:
-            continue  # an unreadable file does not stop the run
-    sample = np.concatenate(descriptors)
-    rng = np.random.default_rng(0)
-    if len(sample) > MAX_VOCABULARY_SAMPLE:
-        sample = sample[rng.choice(len(sample), MAX_VOCABULARY_SAMPLE, False)]
+    sift = SiftExtractor(sift_side, sift_keypoints)
+    sample, images = rootsift_sample(folder, sift, max_images, MAX_VOCABULARY_SAMPLE, progress)
     vocabulary = learn_vocabulary(sample, words)
     seconds = time.perf_counter() - started
     report = (
-        f"{len(vocabulary)} words from {len(sample):,} descriptors of {len(descriptors)} images "
+        f"{len(vocabulary)} words from {len(sample):,} descriptors of {images} images "
         f"in {seconds:.0f} s"
     )
     return vocabulary, report
