@@ -1,6 +1,6 @@
-"""The command line: index · query · eval · whiten · train · vocabulary · codebook · stats ·
-demo · bench · serve — one module per group of commands, above both the core and the services
-(the one package of the project, with imsearch.bench, that may import both).
+"""The command line: index · query · eval · whiten · train · vocabulary · codebook · migrate ·
+stats · demo · bench · serve — one module per group of commands, above both the core and the
+services (the one package of the project, with imsearch.bench, that may import both).
 
 Model and engine settings come from ``IMSEARCH_*`` environment variables (see
 :class:`~imsearch.settings.Settings`); the options before the command override them, e.g.

@@ -1,5 +1,5 @@
-"""Looking after a data directory: ``imsearch vocabulary``, ``codebook``, ``stats`` and
-``demo``."""
+"""Looking after a data directory: ``imsearch vocabulary``, ``codebook``, ``migrate``,
+``stats`` and ``demo``."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from imsearch.cli.common import (
     fail,
     settings,
 )
-from imsearch.errors import ImsearchError
+from imsearch.errors import ConfigError, ImsearchError
 
 if TYPE_CHECKING:
     pass
@@ -84,6 +84,39 @@ def codebook(
     np.save(out, centroids.astype(np.float32))
     seconds = time.perf_counter() - started
     typer.echo(f"{out}: pq{m} from {len(found):,} descriptors of {count} images in {seconds:.0f} s")
+
+
+@app.command()
+def migrate(
+    local_encoding: Annotated[
+        str, typer.Option(help="Rewrite the stored local features as pq16 or pq32 codes.")
+    ],
+    data_dir: DataDir = None,
+    collection: CollectionName = "default",
+) -> None:
+    """Rewrite a collection's stored local features in a compact encoding and free the old
+    segments (offline: stop the servers of this data directory first; resumable)."""
+    from imsearch.engine import open_store
+    from imsearch.features.local_codes import ENCODINGS
+
+    cfg = settings(data_dir=data_dir)
+    codes = [e for e in ENCODINGS if e != "sift8"]
+    try:
+        if local_encoding not in codes:
+            raise ConfigError(
+                f"migrate rewrites local features as codes ({', '.join(codes)}); raw SIFT "
+                "cannot be recovered from codes: re-index to go back"
+            )
+        store = open_store(cfg, collection=collection)
+    except ImsearchError as exc:
+        raise fail(exc) from exc
+    try:
+        rewritten, freed = store.reencode_features(local_encoding)
+    finally:
+        store.close()
+    typer.echo(
+        f"{collection}: {rewritten} images rewritten as {local_encoding}, {freed:,} bytes freed"
+    )
 
 
 @app.command()

@@ -345,8 +345,20 @@ class Catalog:
             rows = self._db.execute("SELECT int_id FROM local_features LIMIT ?", (limit,))
             return [int(r[0]) for r in rows]
 
+    def feature_ids_after(self, last: int, limit: int) -> list[int]:
+        """Up to ``limit`` ids with stored local features, above ``last``, in order."""
+        sql = "SELECT int_id FROM features WHERE int_id > ? ORDER BY int_id LIMIT ?"
+        with self._lock:
+            return [int(r[0]) for r in self._db.execute(sql, (last, limit))]
+
+    def feature_segments(self) -> set[int]:
+        """The feature-store segments some stored reference points into."""
+        with self._lock:
+            return {int(r[0]) for r in self._db.execute("SELECT DISTINCT segment FROM features")}
+
     def move_features(self, refs: dict[int, FeatureRef]) -> None:
-        """Record where legacy local features were written, and forget their copies here."""
+        """Record where local features were (re)written — legacy ones moved out of the
+        catalog, or records rewritten in another encoding — in one transaction."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:

@@ -106,6 +106,26 @@ class FeatureWriter:
             fsync_path(self.root)
         return path
 
+    def new_segment(self) -> None:
+        """Write what comes next into a segment of its own (a migration, so the segments it
+        leaves behind hold nothing that is still referenced)."""
+        with self._lock:
+            path = self.root / segment_name(self._segment)
+            if path.exists() and path.stat().st_size > len(_FILE_MAGIC):
+                self._segment += 1
+
+    def remove(self, segments: Sequence[int]) -> int:
+        """Delete ``segments`` (none of them the one written to); the bytes freed."""
+        freed = 0
+        with self._lock:
+            for segment in segments:
+                path = self.root / segment_name(segment)
+                if segment != self._segment and path.exists():
+                    freed += path.stat().st_size
+                    path.unlink()
+        fsync_path(self.root)
+        return freed
+
     def sizes(self) -> dict[str, int]:
         return {p.name: p.stat().st_size for p in sorted(self.root.glob("seg-*.lsf"))}
 

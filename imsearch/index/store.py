@@ -441,6 +441,37 @@ class IndexStore:
             self.catalog.vacuum()  # give the space of the moved features back
             log.info("moved the local features of %d images to %s", moved, FEATURES_DIR)
 
+    def reencode_features(self, encoding: str, batch: int = 500) -> tuple[int, int]:
+        """Rewrite every stored local-feature record in ``encoding`` (``imsearch migrate``);
+        returns (records rewritten, bytes of segments freed).
+
+        Crash-safe and resumable: each batch is appended and fsynced before one transaction
+        points the catalog at it, so every reference is valid at every instant; records
+        already in ``encoding`` are left alone, so a second run continues. The segments no
+        reference points into are deleted at the end — offline only: a rerank worker may
+        still hold a reference the search service handed out (the caller holds the writer
+        lock, so no server writes here meanwhile).
+        """
+        if self.readonly or self._feature_writer is None:
+            raise ConfigError("this store is read-only")
+        writer, rewritten, last = self._feature_writer, 0, 0
+        with self._lock:
+            writer.new_segment()
+            while ids := self.catalog.feature_ids_after(last, batch):
+                last = ids[-1]
+                stored = self.features.read_many(self.catalog.feature_refs(ids))
+                changed = {i: stored_form(p, encoding) for i, p in stored.items()}
+                changed = {i: p for i, p in changed.items() if p != stored[i]}
+                if changed:
+                    refs = writer.append(list(changed.values()))
+                    self.catalog.move_features(dict(zip(changed, refs, strict=True)))
+                    rewritten += len(changed)
+            present = {int(n.split("-")[1].split(".")[0]) for n in writer.sizes()}
+            freed = writer.remove(sorted(present - self.catalog.feature_segments()))
+        self.features.close()  # its descriptors may point at deleted segments
+        self.features = FeatureReader(self.data_dir / FEATURES_DIR)
+        return rewritten, freed
+
     def delete(self, ext_ids: Sequence[str]) -> int:
         """Delete by external id; returns how many existed."""
         if self.readonly:

@@ -360,3 +360,13 @@ def test_a_collection_stored_as_codes_is_smaller_and_finds_the_same(
     env = {**fast_env, "IMSEARCH_DATA_DIR": str(tmp_path / "pq16")}  # read back as sift8
     photo = str(MINI / "images" / "canon_001.jpg")
     assert json.loads(run(["query", photo, "--json"], env).stdout)["results"][0]["verified"]
+    # an existing raw collection migrated in place: smaller, same answer, a re-run does nothing
+    env = {**fast_env, "IMSEARCH_DATA_DIR": str(tmp_path / "sift8")}
+    out = run(["migrate", "--local-encoding", "pq32"], env).stdout
+    assert "10 images rewritten as pq32" in out
+    assert sum(p.stat().st_size for p in (tmp_path / "sift8").rglob("*.lsf")) < sizes["sift8"] / 3
+    best = json.loads(run(["query", photo, "--json"], env).stdout)["results"][0]
+    assert best["id"] == "covers/ref_001" and best["verified"]
+    assert "0 images rewritten" in run(["migrate", "--local-encoding", "pq32"], env).stdout
+    refused = run(["migrate", "--local-encoding", "sift8"], env, check=False)
+    assert refused.returncode != 0 and "re-index to go back" in refused.stderr

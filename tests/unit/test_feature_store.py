@@ -93,6 +93,50 @@ def test_an_add_is_one_write_and_a_crash_before_its_commit_leaves_nothing(
     assert reopened.local_features([c]) == {c: features(3)}
 
 
+def test_a_store_in_codes_and_a_migration_that_crashes_halfway_then_resumes(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Adds are stored in the store's encoding; ``reencode_features`` rewrites the rest batch
+    by batch — a crash between batches leaves every reference readable, the re-run finishes
+    and frees the segments nothing points into."""
+    coded = IndexStore(tmp_path / "coded", "m", DIM, local_encoding="pq16")
+    coded.add([Item("a", vector(1), "ha", {}, features(1))])
+    (payload,) = coded.local_features(list(coded.catalog.int_ids_of(["a"]).values())).values()
+    assert payload[:4] == b"LSQ1" and len(payload) == 16 + 10 + 50 * 20
+    coded.close()
+
+    store = IndexStore(tmp_path / "raw", "m", DIM, local_encoding="sift8")
+    store.add([Item(f"i{n}", vector(n), f"h{n}", {}, features(n)) for n in range(6)])
+    ids = list(store.catalog.int_ids_of([f"i{n}" for n in range(6)]).values())
+    before = sum(store._feature_writer.sizes().values())  # type: ignore[union-attr]
+    writes = {"n": 0}
+    real_move = store.catalog.move_features
+
+    def crash_on_second(refs: dict) -> None:
+        writes["n"] += 1
+        if writes["n"] == 2:
+            raise OSError("killed between two batches")
+        real_move(refs)
+
+    monkeypatch.setattr(store.catalog, "move_features", crash_on_second)
+    with pytest.raises(OSError):
+        store.reencode_features("pq16", batch=2)
+    monkeypatch.undo()
+    magics = sorted(p[:4] for p in store.local_features(ids).values())
+    assert magics == [b"LSF2"] * 4 + [b"LSQ1"] * 2  # one batch moved, every record readable
+    rewritten, freed = store.reencode_features("pq16", batch=2)
+    assert rewritten == 4 and freed > 0
+    assert {p[:4] for p in store.local_features(ids).values()} == {b"LSQ1"}
+    after = sum(store._feature_writer.sizes().values())  # type: ignore[union-attr]
+    assert after < before / 3 and segment_name(1) not in store._feature_writer.sizes()  # type: ignore[union-attr]
+    assert store.reencode_features("pq16") == (0, 0)
+    store.close()
+    reopened = IndexStore(tmp_path / "raw", "m", DIM)
+    decoded = LocalFeatures.from_bytes(reopened.local_features(ids[:1])[ids[0]])
+    assert len(decoded) == 50 and decoded.rootsift().shape == (50, 128)
+    reopened.close()
+
+
 # -- the visual-word index ---------------------------------------------------------------------
 
 
