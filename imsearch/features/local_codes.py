@@ -3,9 +3,9 @@
 Raw SIFT is 128 bytes per keypoint, ~132 kB of a collection's ~136 kB per image. A product
 quantiser (Jégou et al. 2011) splits the 128 dimensions into ``m`` sub-vectors and stores the
 index of each one's nearest of 256 centroids: ``m`` bytes per keypoint. Only the collection's
-side is coded; the query keeps full precision, so the distance a match is chosen by is the
-*asymmetric* one, query to the candidate's reconstruction — which is what matching the query
-against the decoded descriptors computes, so verification runs unchanged.
+side is coded; the query keeps full precision and is matched against the candidate's
+reconstructions (an *asymmetric* comparison, as in Jégou et al.; the reconstructions scaled to
+unit length, see :meth:`Codebook.decode`), so verification runs unchanged.
 
 The codebooks are generic and ship with the package (``make generic-codebooks``: learned from
 the images of two Debian packages, as the generic vocabulary is), so a rerank worker needs
@@ -67,9 +67,18 @@ class Codebook:
         return self._quantizer.compute_codes(x).reshape(len(x), self.m)
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
-        """(n, 128) float32 reconstructions of ``codes``."""
+        """(n, 128) float32 reconstructions of ``codes``, scaled back to unit length.
+
+        The matcher ranks by cosine, which is the L2 ranking only for unit rows, as RootSIFT
+        rows are; raw reconstructions are not (norms 0.86–1.05 with pq16), and unscaled they
+        lost a fifth of the inliers of a true match (247 → 196 on a bundled cover; scaled: 232).
+        """
         parts = [self.centroids[j][codes[:, j]] for j in range(self.m)]
-        return np.concatenate(parts, axis=1) if parts else np.zeros((0, DIM), np.float32)
+        if not parts:
+            return np.zeros((0, DIM), np.float32)
+        rows = np.concatenate(parts, axis=1)
+        rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-7)
+        return rows
 
 
 def encoding_bytes(encoding: str) -> int:

@@ -35,8 +35,10 @@ def test_codes_are_m_plus_four_bytes_a_keypoint_and_decode_near_rootsift(local, 
     # reconstruction error well below the distance between unrelated RootSIFT (~1.0)
     error = np.linalg.norm(exact - decoded, axis=1)
     assert np.median(error) < (0.35 if m == 16 else 0.25)
-    # coding a reconstruction gives back the same codes: storing again changes nothing
-    assert again.to_bytes(f"pq{m}") == data and stored_form(data, "sift8") == data
+    # decoded rows are unit length, as RootSIFT rows are (the matcher ranks by cosine)
+    np.testing.assert_allclose(np.linalg.norm(decoded, axis=1), 1.0, atol=1e-5)
+    # stored codes are kept as they are, whatever the setting says now
+    assert stored_form(data, "sift8") == data and stored_form(data, "pq16") == data
     with pytest.raises(LocalFeatureError, match="raw SIFT"):
         again.to_bytes()
 
@@ -49,7 +51,7 @@ def test_a_coded_candidate_still_verifies_against_its_photo_only(local) -> None:
     other = verify(local["canon_001"], coded["ref_002"], params)
     wall = verify(local["canon_001"], coded["wall_altai"], params)
     assert same.verified(params) and same.inliers >= 3 * max(other.inliers, wall.inliers, 1)
-    assert same.inliers >= 0.5 * raw_same.inliers
+    assert same.inliers >= 0.8 * raw_same.inliers
 
 
 def test_records_of_another_codebook_or_cut_short_are_refused(local) -> None:
