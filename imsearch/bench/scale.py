@@ -65,8 +65,23 @@ class ScaleConfig:
     rerank_queries: int = 300
     adds: int = 1000
     batch: int = 256
-    port: int = 8700
+    port: int = 0
+    rerank_port: int = 0
     keep: bool = False
+
+    def __post_init__(self) -> None:
+        # 0 = a port the OS says is free now; "search port + 1" collided with other
+        # processes on a busy machine (CI, two parallel test workers).
+        self.port = self.port or free_port()
+        self.rerank_port = self.rerank_port or free_port()
+        if self.rerank_port == self.port:
+            raise ValueError("the search and rerank ports must differ")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class ItemSource:
@@ -148,7 +163,7 @@ def service(
     command = [sys.executable, "-m", "imsearch.cli", "serve", "--role", role, "--port", str(port)]
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", port)) == 0:
-            raise RuntimeError(f"port {port} is taken: choose another with --port")
+            raise RuntimeError(f"port {port} is taken: choose another (--port, --rerank-port)")
     started = time.perf_counter()
     with open(log_path, "w") as out:
         proc = subprocess.Popen(
@@ -219,7 +234,7 @@ def run_scale(
     rerank_env = {**env, "IMSEARCH_DATA_DIR": str(config.work / "rerank"),
                   "IMSEARCH_FEATURE_STORE": str(data / "features")}  # fmt: skip
     search_url = f"http://127.0.0.1:{config.port}"
-    rerank_url = f"http://127.0.0.1:{config.port + 1}"
+    rerank_url = f"http://127.0.0.1:{config.rerank_port}"
     headers = {"content-type": "application/x-protobuf"}
     rng = np.random.default_rng(11)
     queries = [int(i) for i in rng.integers(0, config.items, config.queries)]
@@ -231,7 +246,7 @@ def run_scale(
 
     with (
         service("search", config.port, env, config.work / "search.log") as (search, search_s),
-        service("rerank", config.port + 1, rerank_env, config.work / "rerank.log") as (
+        service("rerank", config.rerank_port, rerank_env, config.work / "rerank.log") as (
             rerank,
             rerank_s,
         ),

@@ -166,7 +166,8 @@ def bench_scale(
     queries: Annotated[int, typer.Option(help="Search calls (k = 100).")] = 1000,
     rerank_queries: Annotated[int, typer.Option(help="Candidate + rerank calls.")] = 300,
     adds: Annotated[int, typer.Option(help="Adds over HTTP while serving.")] = 1000,
-    port: Annotated[int, typer.Option(help="Search service port (rerank: +1).")] = 8700,
+    port: Annotated[int, typer.Option(help="Search service port (0: any free one).")] = 0,
+    rerank_port: Annotated[int, typer.Option(help="Rerank service port (0: any free one).")] = 0,
     keep: Annotated[bool, typer.Option(help="Keep the built collection.")] = False,
 ) -> None:
     """A collection of N items served by real processes: restart, memory, disk, latency,
@@ -177,7 +178,16 @@ def bench_scale(
     cfg = settings()
     dim = build_backbone(cfg.backbone, cfg.weights, cfg.cut).channels
     config = ScaleConfig(
-        items, work, features_from, dim, queries, rerank_queries, adds, port=port, keep=keep
+        items,
+        work,
+        features_from,
+        dim,
+        queries,
+        rerank_queries,
+        adds,
+        port=port,
+        rerank_port=rerank_port,
+        keep=keep,
     )
     report = run_scale(config, cfg, log=lambda line: typer.echo(line, err=True))
     json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import MINI, phone_photo
-from tests.procs import free_port
 
 IMSEARCH = [sys.executable, "-m", "imsearch.cli"]
 KEYS = {
@@ -321,12 +320,26 @@ SCALE_KEYS = {"restart_s", "rss_mb", "disk_bytes_per_item", "latency_ms", "add_p
 def test_bench_scale_reports_the_contract_keys(tmp_path: Path, fast_env, vocabulary: str) -> None:
     """`imsearch bench scale` at a size the suite affords (the documented runs are 10k and
     100k): real services, every contracted key, and each item found by its own features."""
-    port = free_port()
     env = {**fast_env, "IMSEARCH_VOCABULARY": vocabulary, "IMSEARCH_VOCABULARY_WORDS": "256"}
     out = tmp_path / "scale.json"
-    args = ["bench", "scale", "--items", "300", "--json", str(out), "--work", str(tmp_path / "w"),
-            "--features-from", str(MINI / "images"), "--queries", "60", "--rerank-queries", "20",
-            "--adds", "40", "--port", str(port)]  # fmt: skip
+    args = [
+        "bench",
+        "scale",
+        "--items",
+        "300",
+        "--json",
+        str(out),
+        "--work",
+        str(tmp_path / "w"),
+        "--features-from",
+        str(MINI / "images"),
+        "--queries",
+        "60",
+        "--rerank-queries",
+        "20",
+        "--adds",
+        "40",
+    ]  # fmt: skip  (ports: any free ones, the default)
     run(args, env)
     report = json.loads(out.read_text())
     assert report.keys() >= SCALE_KEYS
