@@ -322,24 +322,10 @@ def test_bench_scale_reports_the_contract_keys(tmp_path: Path, fast_env, vocabul
     100k): real services, every contracted key, and each item found by its own features."""
     env = {**fast_env, "IMSEARCH_VOCABULARY": vocabulary, "IMSEARCH_VOCABULARY_WORDS": "256"}
     out = tmp_path / "scale.json"
-    args = [
-        "bench",
-        "scale",
-        "--items",
-        "300",
-        "--json",
-        str(out),
-        "--work",
-        str(tmp_path / "w"),
-        "--features-from",
-        str(MINI / "images"),
-        "--queries",
-        "60",
-        "--rerank-queries",
-        "20",
-        "--adds",
-        "40",
-    ]  # fmt: skip  (ports: any free ones, the default)
+    # No --port: each service takes a free port, the default.
+    args = ["bench", "scale", "--items", "300", "--json", str(out), "--work", str(tmp_path / "w"),
+            "--features-from", str(MINI / "images"), "--queries", "60", "--rerank-queries", "20",
+            "--adds", "40"]  # fmt: skip
     run(args, env)
     report = json.loads(out.read_text())
     assert report.keys() >= SCALE_KEYS
