@@ -188,10 +188,10 @@ def count(data_dir: str | Path, name: str) -> int:
 
 
 def collection_stages(
-    store: IndexStore, local_features: bool
+    store: IndexStore, settings: Settings
 ) -> tuple[VisualWords | None, CandidateFinder]:
     """What runs beside a collection's index: its visual words and the candidate stages."""
-    words = VisualWords(store) if local_features else None
+    words = VisualWords(store, settings.shortlist_max_postings) if settings.local_features else None
     return words, CandidateFinder(store, words)
 
 
@@ -346,7 +346,7 @@ class Collections:
             lock_dir=self.root,
             local_encoding=self.settings.local_encoding,
         )
-        words, finder = collection_stages(store, self.settings.local_features)
+        words, finder = collection_stages(store, self.settings)
         pointer = folder / SNAPSHOT_FILE
         mtime = pointer.stat().st_mtime if pointer.exists() else 0.0
         log.info("collection %r opened (%d images)", name, len(store))

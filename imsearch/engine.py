@@ -98,21 +98,16 @@ def make_extractors(settings: Settings) -> tuple[Extractor, SiftExtractor, SiftE
     network = Extractor(
         settings.model(), settings.device, settings.batch_size, settings.runtime, settings.threads
     )
-    sift = make_sift(settings)
-    query_side = min(settings.query_local_max_side or settings.local_max_side, sift.max_side)
-    return (
-        network,
-        sift,
-        SiftExtractor(
-            query_side, settings.local_max_keypoints, settings.local_contrast, settings.local_clahe
-        ),
-    )
+    return network, make_sift(settings), make_sift(settings, query=True)
 
 
-def make_sift(settings: Settings) -> SiftExtractor:
-    """The SIFT extractor of the collection's images."""
+def make_sift(settings: Settings, query: bool = False) -> SiftExtractor:
+    """The SIFT extractor of the collection's images, or (``query``) of query photos."""
+    side = settings.local_max_side
+    if query:
+        side = min(settings.query_local_max_side or side, side)
     return SiftExtractor(
-        settings.local_max_side,
+        side,
         settings.local_max_keypoints,
         settings.local_contrast,
         settings.local_clahe,

@@ -129,6 +129,10 @@ class Settings(BaseSettings):
     #: several paintings in one photo each become a candidate.
     rerank_regions: int = Field(3, ge=0, le=8)
     rerank_shortlist: int = Field(100, ge=1)
+    #: Postings one visual-word shortlist walks at most, its query's rarest words first
+    #: (0 = every posting). Bounds the candidate call as the collection grows; below about
+    #: this many postings nothing is pruned (docs/BENCHMARKS.md §16).
+    shortlist_max_postings: int = Field(0, ge=0)
     rerank_workers: int = Field(2, ge=1, le=64)
     #: Ratio-test matcher of verification: ``matmul`` (one BLAS product) or ``opencv``
     #: (``BFMatcher``, the reference); both give the same pairs.

@@ -223,6 +223,74 @@ def bench_stages(
         json_out.write_text(json.dumps(report, indent=2))
 
 
+@bench_app.command("shortlist")
+def bench_shortlist(
+    dataset_dir: Annotated[Path, typer.Argument(help="images/ + gt.json, or jpg/ + gnd_*.pkl.")],
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+    data_dir: DataDir = None,
+    distractors: Annotated[
+        Path | None, typer.Option(help="Folder of extra database images (no positives).")
+    ] = None,
+    budgets: Annotated[
+        str, typer.Option(help="Comma-separated postings per image of the collection (0: all).")
+    ] = "0,16,8,4,2,1,0.5",
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """What a posting budget on the visual-word shortlist keeps of the candidates."""
+    from imsearch.bench.shortlist import format_shortlist, run_shortlist
+    from imsearch.evaluate.datasets import load_dataset
+    from imsearch.evaluate.runner import EvalOptions
+
+    cfg = settings()
+    options = EvalOptions(rerank=cfg.rerank_config(), data_dir=data_dir, distractors=distractors)
+    shares = [float(b) for b in budgets.split(",")]
+    try:
+        report = run_shortlist(load_dataset(dataset_dir), cfg, options, shares, progress)
+    except ImsearchError as exc:
+        raise fail(exc) from exc
+    typer.echo(format_shortlist(report))
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=2))
+
+
+@bench_app.command("words")
+def bench_words(
+    data_dir: Annotated[Path, typer.Argument(help="An indexed collection (its words).")],
+    queries: Annotated[Path, typer.Argument(help="A dataset whose query photos are the queries.")],
+    json_out: Annotated[Path, typer.Option("--json", help="Write the report here.")],
+    items: Annotated[str, typer.Option(help="Comma-separated collection sizes.")] = "10000,100000",
+    budgets: Annotated[
+        str, typer.Option(help="Comma-separated posting budgets per shortlist (0: all).")
+    ] = "0,200000,400000",
+    work: Annotated[Path, typer.Option(help="Where the inverted files are built.")] = Path(
+        "var/bench-words"
+    ),
+) -> None:
+    """The visual-word shortlist alone at sizes bench scale cannot build (1M): ms per query."""
+    import numpy as np
+
+    from imsearch.bench.words import run_words
+    from imsearch.engine import make_sift
+    from imsearch.evaluate.datasets import load_dataset
+    from imsearch.images import load_image
+    from imsearch.rerank.bow import Quantizer
+    from imsearch.rerank.visual_words import VOCABULARY_FILE
+
+    cfg = settings()
+    sift = make_sift(cfg, query=True)
+    quantizer = Quantizer(np.load(data_dir / VOCABULARY_FILE).astype(np.float32))
+    photos = [q.path for q in load_dataset(queries).queries]
+    words = [quantizer.assign(sift.extract(load_image(p)).rootsift()) for p in photos]
+    sizes = [int(n) for n in items.split(",")]
+    report = run_words(
+        data_dir, words, sizes, [int(b) for b in budgets.split(",")], work,
+        log=lambda line: typer.echo(line, err=True),
+    )  # fmt: skip
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(report, indent=2))
+
+
 @bench_app.command("calibrate")
 def bench_calibrate(
     dataset_dirs: Annotated[

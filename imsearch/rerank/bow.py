@@ -14,6 +14,10 @@ descriptors miss (small, rotated or cluttered objects), with an inverted-file se
   own words only. :meth:`BowIndex.consolidate` folds the additions into a new CSR, drops
   deleted rows and recomputes document frequencies and norms; the owner calls it when the
   additions are a sizeable share, so its O(postings) cost is paid once per such share.
+* **A posting budget** (``max_postings``): a query walks its words rarest first and stops
+  before the postings walked pass the budget, so the call does not grow with the collection
+  once the budget binds. Common words are long lists of low idf: they cost most and decide
+  least (docs/BENCHMARKS.md §16 measures what the budget keeps).
 """
 
 from __future__ import annotations
@@ -125,8 +129,9 @@ class BowIndex:
         self._indptr = np.zeros(vocabulary_size + 1, np.int64)
         self._rows = np.zeros(0, np.int32)
         self._tf = np.zeros(0, np.float16)
-        # Per row (consolidated rows first, then added ones).
-        self._row_ids: list[int] = []
+        # Per row (consolidated rows first, then added ones); arrays grown by doubling.
+        self._row_ids = np.zeros(0, np.int64)
+        self._used_rows = 0
         self._row_of: dict[int, int] = {}
         self._alive = np.zeros(0, bool)
         self._norms = np.zeros(0, np.float32)
@@ -144,12 +149,12 @@ class BowIndex:
     @property
     def pending(self) -> int:
         """Rows added or deleted since the last consolidation (what it would fold in)."""
-        return (len(self._row_ids) - self._base_rows) + int(
+        return (self._used_rows - self._base_rows) + int(
             self._base_rows - self._alive[: self._base_rows].sum()
         )
 
     def _used(self) -> int:
-        return len(self._row_ids)
+        return self._used_rows
 
     @property
     def consolidated_rows(self) -> int:
@@ -167,8 +172,10 @@ class BowIndex:
         weights = np.sqrt(counts).astype(np.float32)
         with self._lock:
             self.remove([int_id])
-            row = len(self._row_ids)
-            self._row_ids.append(int(int_id))
+            row = self._used_rows
+            self._grow(row)
+            self._row_ids[row] = int(int_id)
+            self._used_rows += 1
             self._row_of[int(int_id)] = row
             for word, weight in zip(unique.tolist(), weights.tolist(), strict=True):
                 rows, tf = self._added.setdefault(word, ([], []))
@@ -177,14 +184,20 @@ class BowIndex:
             self._df[unique] += 1
             self._live += 1
             idf = self._idf()
-            if row >= len(self._alive):  # grow by doubling: amortised O(1) per add
-                grown = max(16, 2 * len(self._alive))
-                self._alive = np.concatenate([self._alive, np.zeros(grown - row, bool)])
-                self._norms = np.concatenate([self._norms, np.zeros(grown - row, np.float32)])
-            elif not self._alive.flags.writeable:
-                self._alive = self._alive.copy()
             self._alive[row] = True
             self._norms[row] = np.linalg.norm(weights * idf[unique]) if len(unique) else 0.0
+
+    def _grow(self, row: int) -> None:
+        """Room for ``row`` in the per-row arrays: doubling, amortised O(1) per add."""
+        if row >= len(self._alive):
+            grown = max(16, 2 * len(self._alive)) - len(self._alive)
+            self._alive = np.concatenate([self._alive, np.zeros(grown, bool)])
+            self._norms = np.concatenate([self._norms, np.zeros(grown, np.float32)])
+        if row >= len(self._row_ids):
+            grown = max(16, 2 * len(self._row_ids)) - len(self._row_ids)
+            self._row_ids = np.concatenate([self._row_ids, np.zeros(grown, np.int64)])
+        if not self._alive.flags.writeable:
+            self._alive = self._alive.copy()
 
     def remove(self, int_ids: Iterable[int]) -> None:
         with self._lock:
@@ -202,10 +215,15 @@ class BowIndex:
         return np.log((self._live + 1) / (self._df + 1)).astype(np.float32)
 
     def search(
-        self, words: np.ndarray, n: int, allowed: np.ndarray | None = None
+        self,
+        words: np.ndarray,
+        n: int,
+        allowed: np.ndarray | None = None,
+        max_postings: int = 0,
     ) -> list[tuple[int, float]]:
         """Top-``n`` ``(int_id, cosine)`` for a query's assigned words; with ``allowed``
-        (sorted int ids), among those only."""
+        (sorted int ids), among those only; with ``max_postings``, walking the query's words
+        rarest first until the next would pass that many postings (the rarest always)."""
         if self._live == 0 or len(words) == 0:
             return []
         unique, counts = np.unique(np.asarray(words, dtype=np.int64), return_counts=True)
@@ -216,17 +234,42 @@ class BowIndex:
             norm = float(np.linalg.norm(query))
             if norm == 0:
                 return []
-            used = self._used()
-            rows, values = self._postings(unique, query * idf[unique] / norm)
-            scores = np.bincount(rows, values, minlength=used).astype(np.float32)
-            scores /= np.maximum(self._norms[:used], 1e-12)
-            scores[~self._alive[:used]] = 0
-            row_ids = self._row_ids
-            if allowed is not None:
-                scores[~np.isin(np.asarray(row_ids[:used]), allowed, assume_unique=False)] = 0
+            weights = query * idf[unique] / norm
+            if max_postings > 0:
+                unique, weights = self._within_budget(unique, weights, max_postings)
+            rows, values = self._postings(unique, weights)
+            # Only the rows the walked postings touch are scored: O(postings), not O(N).
+            dense = np.bincount(rows, values, minlength=self._used())
+            touched = np.flatnonzero(dense)
+            scores = dense[touched].astype(np.float32)
+            scores /= np.maximum(self._norms[touched], 1e-12)
+            scores[~self._alive[touched]] = 0
+            ids = self._row_ids[touched]
+        if allowed is not None:
+            scores[~np.isin(ids, allowed)] = 0
+        if len(scores) == 0:
+            return []
         top = np.argpartition(-scores, min(n, len(scores) - 1))[:n]
-        top = top[np.argsort(-scores[top])]
-        return [(row_ids[r], float(scores[r])) for r in top if scores[r] > 0]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [(int(ids[r]), float(scores[r])) for r in top if scores[r] > 0]
+
+    def walked(self, words: np.ndarray, max_postings: int = 0) -> int:
+        """Postings a search of ``words`` walks under ``max_postings`` (0 = all)."""
+        unique = np.unique(np.asarray(words, dtype=np.int64))
+        with self._lock:
+            if max_postings > 0:
+                unique, _ = self._within_budget(unique, np.ones(len(unique)), max_postings)
+            return int(self._df[unique].sum())
+
+    def _within_budget(
+        self, words: np.ndarray, weights: np.ndarray, max_postings: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The rarest of ``words`` whose posting lists fit in ``max_postings`` together."""
+        df = self._df[words]
+        order = np.argsort(df, kind="stable")
+        keep = max(1, int(np.searchsorted(np.cumsum(df[order]), max_postings, side="right")))
+        chosen = order[:keep]
+        return words[chosen], weights[chosen]
 
     def _postings(self, words: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Rows and weighted term values of every posting of ``words``."""
@@ -266,19 +309,20 @@ class BowIndex:
             old_rows = np.concatenate(rows_list)[order]
             tf_all = np.concatenate(tf_list)[order]
             live_rows = np.flatnonzero(self._alive)
-            renumber = np.full(len(self._row_ids), -1, np.int64)
+            renumber = np.full(self._used_rows, -1, np.int64)
             renumber[live_rows] = np.arange(len(live_rows))
             self._indptr = np.concatenate(
                 [[0], np.cumsum(np.bincount(words_all, minlength=self.size))]
             )
             self._rows = renumber[old_rows].astype(np.int32)
             self._tf = tf_all.astype(np.float16)
-            self._row_ids = [self._row_ids[r] for r in live_rows.tolist()]
-            self._row_of = {int_id: row for row, int_id in enumerate(self._row_ids)}
-            self._alive = np.ones(len(self._row_ids), bool)
-            self._base_rows = len(self._row_ids)
+            self._row_ids = self._row_ids[live_rows]
+            self._used_rows = len(live_rows)
+            self._row_of = dict(zip(self._row_ids.tolist(), range(self._used_rows), strict=True))
+            self._alive = np.ones(self._used_rows, bool)
+            self._base_rows = self._used_rows
             self._added = {}
-            self._live = len(self._row_ids)
+            self._live = self._used_rows
             self._df = np.diff(self._indptr).astype(np.int64)
             self._recompute_norms()
 
@@ -316,7 +360,7 @@ class BowIndex:
                 "indptr": self._indptr,
                 "rows": self._rows,
                 "tf": self._tf,
-                "row_ids": np.asarray(self._row_ids, np.int64),
+                "row_ids": self._row_ids[: self._used()],
                 "norms": self._norms[: self._used()],
             }
             for name, array in arrays.items():
@@ -336,15 +380,17 @@ class BowIndex:
         }
         index._indptr = np.asarray(arrays["indptr"], np.int64)
         index._rows, index._tf = arrays["rows"], arrays["tf"]
-        index._row_ids = [int(i) for i in np.asarray(arrays["row_ids"])]
-        index._row_of = {int_id: row for row, int_id in enumerate(index._row_ids)}
-        index._alive = np.ones(len(index._row_ids), bool)
+        index._row_ids = np.array(arrays["row_ids"], np.int64)
+        used = index._used_rows = len(index._row_ids)
+        index._row_of = dict(zip(index._row_ids.tolist(), range(used), strict=True))
+        index._alive = np.ones(used, bool)
         index._norms = np.array(arrays["norms"], np.float32)
-        index._base_rows = index._live = index._norms_live = len(index._row_ids)
+        index._base_rows = index._live = index._norms_live = used
         index._df = np.diff(index._indptr).astype(np.int64)
         return index
 
     def ids(self) -> np.ndarray:
         """The int ids of the live rows."""
         with self._lock:
-            return np.asarray(self._row_ids, np.int64)[self._alive[: self._used()]]
+            used = self._used()
+            return self._row_ids[:used][self._alive[:used]]

@@ -67,8 +67,10 @@ def strips(query: LocalFeatures, count: int) -> list[np.ndarray]:
 class VisualWords:
     """Vocabulary, stored words and the inverted file of one collection."""
 
-    def __init__(self, store: IndexStore) -> None:
+    def __init__(self, store: IndexStore, max_postings: int = 0) -> None:
         self.store = store
+        #: Postings one shortlist walks at most (0 = all): see :class:`BowIndex`.
+        self.max_postings = max_postings
         self.data_dir = store.data_dir
         self._lock = threading.RLock()
         self.quantizer: Quantizer | None = None
@@ -288,10 +290,11 @@ class VisualWords:
         if bow is None or quantizer is None or len(query) == 0:
             return [[] for _ in range(1 + regions)]
         words = quantizer.assign(query.rootsift())
-        out = [bow.search(words, n, allowed)]
+        budget = self.max_postings
+        out = [bow.search(words, n, allowed, budget)]
         for mask in strips(query, regions):
             enough = mask.sum() >= MIN_REGION_KEYPOINTS
-            out.append(bow.search(words[mask], n, allowed) if enough else [])
+            out.append(bow.search(words[mask], n, allowed, budget) if enough else [])
         return out
 
     def stats(self) -> dict[str, Any]:

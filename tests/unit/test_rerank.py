@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,6 +82,42 @@ def test_visual_words_shortlist_the_right_cover(local) -> None:
     assert len(index) == 3 and index.search(np.zeros(0, np.int64), 3) == []
 
 
+def _word_rows(rows: int = 300, seed: int = 0) -> tuple[BowIndex, list[np.ndarray]]:
+    """Rows with twenty rare words of their own; two rows in three share ten common ones."""
+    rng = np.random.default_rng(seed)
+    index, words = BowIndex(10 + 20 * rows), []
+    for row in range(rows):
+        own = 10 + 20 * row + np.arange(20)
+        common = [np.arange(10), rng.integers(0, 10, 30)] if row % 3 else []
+        words.append(np.concatenate([*common, own]))
+        index.add(1000 + row, words[-1])
+        if row == rows // 2:
+            index.consolidate()  # half the rows in the CSR, half added since
+    return index, words
+
+
+def test_a_posting_budget_walks_the_rarest_words_and_keeps_the_answer(tmp_path: Path) -> None:
+    index, words = _word_rows()
+    rare = lambda row, n: words[row][-20:][:n]  # noqa: E731
+    query = np.concatenate([np.arange(10), rare(7, 12), rare(200, 5)])  # 7 first, 200 second
+    full = index.search(query, 5)
+    # Ten common words hold 2,000 postings; the query's 17 rare ones hold 17.
+    chosen, _ = index._within_budget(np.unique(query), np.ones(len(np.unique(query))), 17)
+    assert set(chosen.tolist()).isdisjoint(range(10)) and len(chosen) == 17
+    budgeted = index.search(query, 5, max_postings=20)
+    assert [i for i, _ in budgeted[:2]] == [i for i, _ in full[:2]] == [1007, 1200]
+    assert len(budgeted) == 2 < len(full)  # rows reached only through common words are left
+    # The rarest word is always walked, even past the budget.
+    assert index.search(query, 5, max_postings=1)[0][0] == 1007
+    # Filters and deletions apply to what the budget walks, before and after a reload.
+    assert index.search(query, 5, np.array([1200]), max_postings=20)[0][0] == 1200
+    index.remove([1007])
+    index.save(tmp_path / "bow")
+    for again in (index, BowIndex.load(tmp_path / "bow")):
+        assert again.search(query, 5, max_postings=20)[0][0] == 1200
+        assert 1007 not in again.ids() and len(again.ids()) == 299
+
+
 def test_query_expansion_moves_toward_neighbours() -> None:
     q = l2n(np.array([1.0, 0.0, 0.0]))
     neighbours = l2n(np.array([[0.8, 0.6, 0.0], [0.8, 0.0, 0.6]]))
@@ -135,3 +172,28 @@ def test_contrast_adaptive_sift_finds_a_pale_small_painting() -> None:
     assert len(adaptive) > 2 * len(plain)
     inside = (adaptive.xy[:, 0] > 290) & (adaptive.xy[:, 0] < 510)  # 800/960 of the paste
     assert inside.mean() > 0.8  # spent on the painting, not on the flat wall
+
+
+def test_the_words_benchmark_builds_the_index_a_collection_would_hold(tmp_path: Path) -> None:
+    from imsearch.bench.words import Sources, build
+
+    rng = np.random.default_rng(3)
+    sources = Sources.__new__(Sources)  # rows given here instead of read from a collection
+    sources.size = 64
+    sources.rows = [
+        (np.unique(rng.integers(0, 64, 20)), np.ones(20, np.float32)) for _ in range(7)
+    ]
+    sources.rows = [(w, np.ones(len(w), np.float32) + (w % 3)) for w, _ in sources.rows]
+    sources.cdf = np.linspace(1 / 64, 1, 64)
+    build(sources, 50, tmp_path / "bow", log=lambda _: None)
+    loaded = BowIndex.load(tmp_path / "bow")
+    same = BowIndex(64)
+    rows, words, tf = sources.chunk(0, 50)
+    for row in range(50):
+        same.add_counts(row, words[rows == row], tf[rows == row] ** 2)
+    same.consolidate()
+    assert len(loaded) == 50 and loaded.walked(np.arange(64)) == len(rows)
+    for source_words, _ in sources.rows:
+        got, want = loaded.search(source_words, 10), same.search(source_words, 10)
+        assert [i for i, _ in got] == [i for i, _ in want]
+        np.testing.assert_allclose([s for _, s in got], [s for _, s in want], rtol=2e-3)
